@@ -1,0 +1,289 @@
+"""The node's ROS-free core on the real streaming engine: stop conditions, deadlines, frame policies."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from anytime_snn.sim.readout import class_scores
+from anytime_snn.sim.streaming import StreamingEngine
+from spike_perception.core import (BUDGET, CANCELED, CONFIDENCE, EVENTS, PREEMPTED, TIMESTEPS, Query, Readout,
+                                   SettingsError, StopConditions, StreamProcessor, StreamSettings, first_stop)
+
+from _bundles import tiny_bundle
+
+BUNDLE = tiny_bundle(timesteps=40)
+X = np.random.default_rng(1).random(16).astype(np.float32)
+X2 = np.random.default_rng(2).random(16).astype(np.float32)
+
+
+def engine(chunk=64):
+    return StreamingEngine(BUNDLE, max_chunk=chunk)
+
+
+def reference(x, steps):
+    e = engine()
+    e.reset(x)
+    return e.advance(steps)
+
+
+class FakeClock:
+    """Deterministic time: each simulated step costs ``step`` seconds."""
+
+    def __init__(self, step=1e-3):
+        self.now, self.step = 100.0, step
+
+    def __call__(self):
+        return self.now
+
+
+class TimedEngine:
+    def __init__(self, inner, clock):
+        self.inner, self.clock = inner, clock
+        self.max_chunk = inner.max_chunk
+
+    @property
+    def t(self):
+        return self.inner.t
+
+    def reset(self, x, keep_state=False):
+        self.inner.reset(x, keep_state)
+
+    def advance(self, k):
+        self.clock.now += k * self.clock.step
+        return self.inner.advance(k)
+
+
+# ----------------------------------------------------------------------------- first_stop
+
+
+def test_first_stop_earliest_condition_wins():
+    t = np.arange(1, 6)
+    ev = np.array([10, 20, 30, 40, 50])
+    conf = np.array([0.1, 0.2, 0.9, 0.95, 0.99])
+    assert first_stop(t, ev, conf, StopConditions(100)) is None
+    assert first_stop(t, ev, conf, StopConditions(4)) == (3, TIMESTEPS)
+    assert first_stop(t, ev, conf, StopConditions(100, min_confidence=0.9)) == (2, CONFIDENCE)
+    # events: step 4 (40) exceeds 35, the answer is step 3
+    assert first_stop(t, ev, conf, StopConditions(100, max_synaptic_events=35)) == (2, EVENTS)
+    # confidence at step 3 comes before events exceeding at step 5
+    assert first_stop(t, ev, conf, StopConditions(100, 0.9, 45)) == (2, CONFIDENCE)
+    # events exceeded at step 2 comes before confidence at step 3
+    assert first_stop(t, ev, conf, StopConditions(100, 0.9, 15)) == (0, EVENTS)
+    # exceeded on the block's first row: the answer is in the previous block
+    assert first_stop(t, ev, conf, StopConditions(100, 0, 5)) == (-1, EVENTS)
+
+
+@pytest.mark.parametrize("kw", [dict(max_timesteps=0), dict(max_timesteps=5, min_confidence=1.5),
+                                dict(max_timesteps=5, min_confidence=float("nan")),
+                                dict(max_timesteps=5, max_synaptic_events=-1), dict(max_timesteps=5, budget=-1.0)])
+def test_stop_conditions_validate(kw):
+    with pytest.raises(SettingsError):
+        StopConditions(**kw)
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def test_query_runs_to_timesteps_and_matches_engine():
+    out = Query(engine(), Readout(BUNDLE), StopConditions(25), t_received=time.monotonic(), chunk=8).run(X)
+    ref = reference(X, 25)
+    assert out.stop_reason == TIMESTEPS and out.steps == 25 and out.deadline_met
+    est = out.estimate
+    assert est.final and est.timestep == 25 and est.total_timesteps == 25
+    np.testing.assert_allclose(est.scores, class_scores(ref.v_out[-1], 25), rtol=1e-6)
+    assert est.top_class == int(np.argmax(ref.v_out[-1]))
+    assert est.synaptic_events == int(ref.events[-1]) > 0
+    assert est.confidence == pytest.approx(float(est.scores[est.top_class]))
+
+
+def test_query_stops_at_confidence():
+    ref = reference(X, 40)
+    conf = class_scores(ref.v_out, ref.t).max(axis=1)
+    target = float(np.sort(conf)[len(conf) // 2])  # reached somewhere in the middle
+    first = int(np.flatnonzero(conf >= target)[0]) + 1
+    out = Query(engine(), Readout(BUNDLE), StopConditions(40, min_confidence=target), t_received=0.0,
+                chunk=16).run(X)
+    assert out.stop_reason == CONFIDENCE and out.estimate.timestep == first
+    assert out.estimate.confidence >= target
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_query_events_budget_is_never_exceeded(chunk):
+    ref = reference(X, 40)
+    limit = int(ref.events[20])  # between steps
+    out = Query(engine(), Readout(BUNDLE), StopConditions(40, max_synaptic_events=limit), t_received=0.0,
+                chunk=chunk).run(X)
+    assert out.stop_reason == EVENTS
+    assert out.estimate.synaptic_events <= limit
+    last = out.estimate.timestep
+    assert ref.events[last - 1] <= limit < ref.events[last]  # the next step would exceed it
+
+
+def test_query_budget_with_deterministic_clock():
+    clock = FakeClock(step=1e-3)  # 1 ms per step
+    e = TimedEngine(engine(), clock)
+    out = Query(e, Readout(BUNDLE), StopConditions(40, budget=0.0105), t_received=clock(), clock=clock,
+                chunk=8, margin=0.0, step_time_hint=1e-3).run(X)
+    assert out.stop_reason == BUDGET and out.deadline_met
+    assert 1 <= out.estimate.timestep <= 10
+    assert out.estimate.elapsed <= 0.0105
+    # a budget smaller than one step still answers with step 1, honestly marked as missed
+    clock2 = FakeClock(step=1e-3)
+    out = Query(TimedEngine(engine(), clock2), Readout(BUNDLE), StopConditions(40, budget=0.0002),
+                t_received=clock2(), clock=clock2, margin=0.0, step_time_hint=1e-3).run(X)
+    assert out.estimate.timestep == 1 and not out.deadline_met
+
+
+def test_query_real_clock_budget():
+    out = Query(StreamingEngine(BUNDLE, max_chunk=64), Readout(BUNDLE), StopConditions(1_000_000, budget=0.01),
+                t_received=time.monotonic(), chunk=64).run(X)
+    assert out.stop_reason == BUDGET and out.deadline_met and out.estimate.timestep > 10
+
+
+def test_query_cancel_returns_best_estimate_and_feedback_covers_every_step():
+    calls = {"n": 0}
+    seen = []
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    def on_block(block, scores, top, conf, n, elapsed):
+        seen.extend(int(t) for t in block.t[:n])
+
+    out = Query(engine(), Readout(BUNDLE), StopConditions(40), t_received=0.0, chunk=5).run(
+        X, on_block=on_block, should_cancel=cancel)
+    assert out.stop_reason == CANCELED and out.estimate.timestep == 15 and out.estimate.final
+    assert seen == list(range(1, 16))
+
+
+# ----------------------------------------------------------------------------- stream
+
+
+def run_all(proc: StreamProcessor, limit=1000):
+    n = 0
+    while proc.work():
+        n += 1
+        assert n < limit
+
+
+def test_stream_publish_every_and_single_final():
+    got = []
+    proc = StreamProcessor(engine(), Readout(BUNDLE), StreamSettings(timesteps=20, publish_every=5), got.append)
+    proc.submit(X, meta="a")
+    run_all(proc)
+    assert [(e.timestep, e.final) for e in got] == [(5, False), (10, False), (15, False), (20, True)]
+    got.clear()
+    proc.update(StreamSettings(timesteps=20, publish_every=7))
+    proc.submit(X, meta="b")
+    run_all(proc)
+    assert [(e.timestep, e.final) for e in got] == [(7, False), (14, False), (20, True)]
+    assert all(e.meta == "b" and e.frame_seq == 2 for e in got)
+    ref = reference(X, 20)
+    np.testing.assert_allclose(got[-1].scores, class_scores(ref.v_out[-1], 20), rtol=1e-6)
+    assert proc.stats.frames_completed == 2 and proc.stats.stop_reasons == {TIMESTEPS: 2}
+    assert len(proc.stats.first_latency) == 2 and proc.step_rate() > 0
+
+
+def test_stream_publish_every_larger_than_engine_chunk():
+    got = []
+    proc = StreamProcessor(StreamingEngine(BUNDLE, max_chunk=8), Readout(BUNDLE),
+                           StreamSettings(timesteps=40, publish_every=20), got.append)
+    proc.submit(X)
+    run_all(proc)
+    assert [(e.timestep, e.final) for e in got] == [(20, False), (40, True)]
+
+
+def test_policy_latest_preempts_and_ends_the_old_frame():
+    got = []
+    proc = StreamProcessor(engine(), Readout(BUNDLE), StreamSettings(timesteps=20, publish_every=4), got.append)
+    proc.submit(X, meta="old")
+    proc.work()
+    proc.work()  # old frame at step 8
+    proc.submit(X2, meta="new")
+    run_all(proc)
+    old = [e for e in got if e.meta == "old"]
+    assert [(e.timestep, e.final) for e in old] == [(4, False), (8, False), (8, True)]
+    new = [e for e in got if e.meta == "new"]
+    assert new[-1].final and new[-1].timestep == 20
+    assert proc.stats.frames_preempted == 1 and proc.stats.stop_reasons[PREEMPTED] == 1
+
+
+def test_policy_finish_queue_of_one_newest_wins():
+    got = []
+    proc = StreamProcessor(engine(), Readout(BUNDLE),
+                           StreamSettings(timesteps=12, publish_every=4, frame_policy="finish"), got.append)
+    proc.submit(X, meta="a")
+    proc.work()
+    proc.submit(X, meta="b")
+    proc.submit(X2, meta="c")  # replaces b
+    run_all(proc)
+    finals = [(e.meta, e.timestep) for e in got if e.final]
+    assert finals == [("a", 12), ("c", 12)]
+    assert proc.stats.frames_dropped == 1 and proc.stats.frames_preempted == 0
+
+
+def test_reset_between_frames_false_carries_membrane_state():
+    def finals(reset):
+        got = []
+        proc = StreamProcessor(engine(), Readout(BUNDLE),
+                               StreamSettings(timesteps=10, publish_every=10, reset_between_frames=reset), got.append)
+        for _ in range(2):
+            proc.submit(X)
+            run_all(proc)
+        return got
+
+    fresh, carried = finals(True), finals(False)
+    np.testing.assert_allclose(fresh[0].scores, fresh[1].scores)  # identical frames, fresh state
+    e = engine()
+    e.reset(X)
+    e.advance(10)
+    e.reset(X, keep_state=True)
+    ref = e.advance(10)
+    np.testing.assert_allclose(carried[1].scores, class_scores(ref.v_out[-1], 10), rtol=1e-6)
+    assert not np.allclose(carried[1].scores, fresh[1].scores)
+
+
+def test_stream_stops_early_on_confidence_and_events():
+    ref = reference(X, 40)
+    conf = class_scores(ref.v_out, ref.t).max(axis=1)
+    target = float(np.sort(conf)[len(conf) // 2])
+    first = int(np.flatnonzero(conf >= target)[0]) + 1
+    got = []
+    proc = StreamProcessor(engine(), Readout(BUNDLE),
+                           StreamSettings(timesteps=40, publish_every=6, min_confidence=target), got.append)
+    proc.submit(X)
+    run_all(proc)
+    assert got[-1].final and got[-1].timestep == first and proc.stats.stop_reasons == {CONFIDENCE: 1}
+    limit = int(ref.events[15])
+    got.clear()
+    proc.update(StreamSettings(timesteps=40, publish_every=6, max_synaptic_events=limit))
+    proc.submit(X)
+    run_all(proc)
+    assert got[-1].final and got[-1].synaptic_events <= limit < ref.events[got[-1].timestep]
+
+
+def test_timestep_period_paces_the_stream():
+    got = []
+    proc = StreamProcessor(engine(), Readout(BUNDLE),
+                           StreamSettings(timesteps=10, publish_every=1, timestep_period=0.003), got.append)
+    t0 = time.monotonic()
+    proc.submit(X, t_received=t0)
+    run_all(proc)
+    assert time.monotonic() - t0 >= 0.03 - 1e-3
+    assert [e.timestep for e in got] == list(range(1, 11))
+    assert all(e.elapsed >= 0.003 * e.timestep - 1e-3 for e in got)
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(timesteps=0), "timesteps"), (dict(publish_every=0), "publish_every"),
+    (dict(timestep_period=-1.0), "timestep_period"), (dict(min_confidence=2.0), "min_confidence"),
+    (dict(max_synaptic_events=-5), "max_synaptic_events"), (dict(frame_policy="oldest"), "frame_policy"),
+    (dict(reset_between_frames="yes"), "reset_between_frames"), (dict(timesteps=True), "timesteps"),
+])
+def test_stream_settings_validation_names_the_field(kw, name):
+    with pytest.raises(SettingsError, match=name):
+        StreamSettings(**kw)
