@@ -148,7 +148,7 @@ class StreamingEngine:
                 pop.reset_state()
         first = self.first
         self._previous_current = self._analog_current if keep_state else np.zeros_like(self._analog_current)
-        self._analog_current = ops.linear(first.layer, x[None]).reshape(-1).astype(np.float32)
+        self._analog_current = ops.linear(first.layer, x.reshape(1, *first.in_shape)).reshape(-1).astype(np.float32)
         self.input_events = int((x.reshape(-1) != 0) @ first.fanout_in)
         self.t = 0
         self.events = 0
