@@ -75,8 +75,9 @@ def random_bundle(spec: NetSpec, seed: int) -> Bundle:
         last = i == len(sizes) - 1
         add(Layer(name=f"dense_{i}", kind="dense", weights=_dyadic(rng, (shape[0], n), -4, 6, spec.zero_fraction)),
             spiking=not last)
-    return Bundle(input=InputSpec(shape=tuple(spec.input_shape), color="mono" if len(spec.input_shape) == 1
-                                  or spec.input_shape[2] == 1 else "rgb"),
+    channels = 1 if len(spec.input_shape) == 1 else spec.input_shape[2]
+    color = {1: "mono", 3: "rgb"}.get(channels, "raw")
+    return Bundle(input=InputSpec(shape=tuple(spec.input_shape), color=color),
                   layers=layers, labels=[f"class_{i}" for i in range(spec.classes)], timesteps=20)
 
 

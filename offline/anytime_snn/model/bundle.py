@@ -19,7 +19,7 @@ class InputSpec:
     """What the network expects as input.
 
     Images are first mapped to [0, 1] intensities (uint8 / 255, uint16 / 65535, float as is), converted
-    to ``color`` and resized to ``shape``; the network input is then ``(x - mean) / std``, which should
+    to ``color`` (mono: 1 channel, rgb: 3) and resized to ``shape``; the network input is then ``(x - mean) / std``, which should
     lie in ``value_range``. Input is injected as a constant analog current every timestep.
     """
 
@@ -27,7 +27,7 @@ class InputSpec:
     value_range: tuple[float, float] = (0.0, 1.0)
     mean: float = 0.0
     std: float = 1.0
-    color: Literal["mono", "rgb"] = "mono"
+    color: Literal["mono", "rgb", "raw"] = "mono"  # raw: any channel count, not fed from camera images
     encoding: Literal["analog"] = "analog"
 
 

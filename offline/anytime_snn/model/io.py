@@ -7,6 +7,7 @@ the file size and a byte budget *before* reading any tensor, and validates every
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -80,10 +81,19 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
     if bundle.calibration is not None:
         tensors["calibration/inv_temperature"] = np.asarray(bundle.calibration.inv_temperature, np.float32)
         manifest["calibration"] = {"inv_temperature": "calibration/inv_temperature"}
+    blob = st_save(tensors)
+    manifest["tensor_sha256"] = hashlib.sha256(blob).hexdigest()
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
     path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path / TENSORS, st_save(tensors))
+    _atomic_write(path / TENSORS, blob)
     _atomic_write(path / MANIFEST, json.dumps(manifest, indent=1, allow_nan=False).encode())
     return path
+
+
+def _manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own digest: detects edits and corruption."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
@@ -124,7 +134,7 @@ def load_bundle(path: str | os.PathLike, *, max_tensor_bytes: int = MAX_TENSOR_B
         raise BundleError(f"tensor file must be a .safetensors file name inside the bundle directory, got {tensor_name!r}",
                           path=str(mpath), field="tensor_file")
     tpath = path / tensor_name
-    tensors = _read_tensors(tpath, max_tensor_bytes)
+    tensors, tensor_bytes = _read_tensors(tpath, max_tensor_bytes)
 
     used: set[str] = set()
 
@@ -146,7 +156,7 @@ def load_bundle(path: str | os.PathLike, *, max_tensor_bytes: int = MAX_TENSOR_B
         value_range=(float(vr[0]), float(vr[1])) if len(vr) == 2 else _bad(inp, "value_range", "must be [low, high]"),
         mean=float(inp.get("mean", (int, float))),
         std=float(inp.get("std", (int, float))),
-        color=inp.get_choice("color", ("mono", "rgb")),
+        color=inp.get_choice("color", ("mono", "rgb", "raw")),
         encoding=inp.get_choice("encoding", ("analog",)),
     )
     layers = []
@@ -195,6 +205,13 @@ def load_bundle(path: str | os.PathLike, *, max_tensor_bytes: int = MAX_TENSOR_B
         provenance=provenance,
     )
     validate_bundle(bundle, str(mpath))
+    # Checksums last, so that a hand-edited field gets its specific message first.
+    if hashlib.sha256(tensor_bytes).hexdigest() != m.get("tensor_sha256", str):
+        raise BundleError("tensor file does not match the checksum in the manifest (corrupted or modified)",
+                          path=str(tpath), field="tensor_sha256")
+    if _manifest_digest(manifest) != m.get("manifest_sha256", str):
+        raise BundleError("manifest does not match its checksum (corrupted, or edited by hand: load and save "
+                          "it with anytime_snn.model to re-sign)", path=str(mpath), field="manifest_sha256")
     return bundle
 
 
@@ -222,7 +239,7 @@ def _read_manifest(mpath: Path) -> dict:
     return manifest
 
 
-def _read_tensors(tpath: Path, max_bytes: int) -> dict[str, np.ndarray]:
+def _read_tensors(tpath: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], bytes]:
     """Check the safetensors header against the file and the byte budget, then load."""
     try:
         with open(tpath, "rb") as f:
@@ -265,10 +282,13 @@ def _read_tensors(tpath: Path, max_bytes: int) -> dict[str, np.ndarray]:
         raise BundleError(f"tensor file size {size} does not match its header (expected {8 + hlen + end_max}); "
                           "truncated or corrupted", path=str(tpath))
     try:
-        tensors = st_load(tpath.read_bytes())
+        blob = tpath.read_bytes()
+        tensors = st_load(blob)
+    except OSError as e:
+        raise BundleError(f"cannot read tensor file: {e.strerror or e}", path=str(tpath)) from None
     except Exception as e:  # safetensors raises its own error type for corrupt data
         raise BundleError(f"corrupted tensor file: {e}", path=str(tpath)) from None
-    return {k: np.array(v, dtype=np.float32, copy=True) for k, v in tensors.items()}
+    return {k: np.array(v, dtype=np.float32, copy=True) for k, v in tensors.items()}, blob
 
 
 class _Fields:
