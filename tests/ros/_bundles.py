@@ -15,8 +15,9 @@ def tiny_bundle(seed: int = 0, n_in: int = 16, hidden: int = 32, classes: int = 
     return Bundle(
         input=InputSpec(shape=(n_in,)),
         layers=[
-            Layer("fc1", "dense", weights=w1, bias=np.zeros(hidden, np.float32)),
-            Layer("out", "dense", weights=w2, bias=np.zeros(classes, np.float32), output=True),
+            Layer("fc1", "dense", weights=w1, bias=np.zeros(hidden, np.float32), v0=np.zeros(hidden, np.float32)),
+            Layer("out", "dense", weights=w2, bias=np.zeros(classes, np.float32), v0=np.zeros(classes, np.float32),
+                  output=True),
         ],
         labels=[f"c{i}" for i in range(classes)],
         timesteps=timesteps,
@@ -42,8 +43,10 @@ def random_features_mnist_bundle(images: np.ndarray, labels: np.ndarray, hidden:
     return Bundle(
         input=InputSpec(shape=(784,)),
         layers=[
-            Layer("fc1", "dense", weights=(w1 / scale).astype(np.float32), bias=(b1 / scale).astype(np.float32)),
-            Layer("out", "dense", weights=w2, bias=np.zeros(10, np.float32), output=True),
+            Layer("fc1", "dense", weights=(w1 / scale).astype(np.float32), bias=(b1 / scale).astype(np.float32),
+                  v0=np.zeros(hidden, np.float32)),  # per-neuron V0: save_bundle stores a 0-d v0 as (1,)
+            Layer("out", "dense", weights=w2, bias=np.zeros(10, np.float32), v0=np.zeros(10, np.float32),
+                  output=True),
         ],
         labels=[str(i) for i in range(10)],
         timesteps=timesteps,

@@ -1,0 +1,381 @@
+"""The rclpy adapter: topics, service, action, parameters and diagnostics around the ROS-free core.
+
+Threads: a worker thread runs the image stream (:class:`~spike_perception.core.StreamProcessor`); the
+executor's threads run the subscription and diagnostics (one mutually exclusive group), the service
+and the action (one reentrant group each). Queries use engines from a pool, never the stream's, so a
+query never blocks the stream and several queries run at once.
+"""
+
+from __future__ import annotations
+
+import array
+import statistics
+import sys
+import threading
+import time
+
+import rclpy
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from spike_perception_interfaces.action import ClassifyAnytime
+from spike_perception_interfaces.msg import AnytimeClassification
+from spike_perception_interfaces.srv import ClassifyWithDeadline
+
+from anytime_snn.errors import BundleError
+from anytime_snn.model import load_bundle
+from anytime_snn.sim.streaming import StreamingEngine
+
+from .core import (CANCELED, Estimate, Query, Readout, SettingsError, StopConditions, StreamProcessor,
+                   StreamSettings, uniform_estimate)
+from .image_convert import ImageRejected, InputAdapter
+from .model_path import resolve_model
+
+MAX_CHUNK = 64
+MAX_QUERY_ENGINES = 4
+
+PARAMS = {
+    # name: (default, description, extra descriptor fields)
+    "model": ("default", "Model bundle directory; 'default' = the bundled model "
+                         "($ANYTIME_SNN_DEFAULT_MODEL or <repo>/models/default).", {}),
+    "timesteps": (0, "Timesteps simulated per frame; 0 = the bundle's own value.",
+                  dict(integer_range=[IntegerRange(from_value=0, to_value=1_000_000, step=1)])),
+    "publish_every": (1, "Publish an estimate every this many timesteps (plus the final one).",
+                      dict(integer_range=[IntegerRange(from_value=1, to_value=1_000_000, step=1)])),
+    "timestep_period": (0.0, "Seconds per timestep; 0 = as fast as possible, > 0 paces steps like "
+                             "neuromorphic hardware.",
+                        dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=10.0, step=0.0)])),
+    "min_confidence": (0.0, "Stop a frame once its confidence reaches this; 0 = never stop early.",
+                       dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])),
+    "max_synaptic_events": (0, "Stop a frame before its synaptic events exceed this; 0 = no limit.",
+                            dict(integer_range=[IntegerRange(from_value=0, to_value=2**62, step=1)])),
+    "frame_policy": ("latest", "'latest': a new frame preempts the current one; 'finish': the current frame "
+                               "completes, a queue of one holds the newest frame.", {}),
+    "reset_between_frames": (True, "false = carry membrane state into the next frame (video streams).", {}),
+}
+
+
+def to_duration(seconds: float) -> Duration:
+    ns = max(0, int(round(seconds * 1e9)))
+    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def from_duration(d: Duration) -> float:
+    return d.sec + d.nanosec * 1e-9
+
+
+class _Model:
+    """Everything derived from one loaded bundle."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.bundle = load_bundle(path)
+        self.adapter = InputAdapter.for_bundle(self.bundle)
+        self.readout = Readout(self.bundle)
+        self._free: list[StreamingEngine] = []
+        self._count = 0
+        self._cv = threading.Condition()
+
+    def new_engine(self) -> StreamingEngine:
+        return StreamingEngine(self.bundle, max_chunk=MAX_CHUNK)
+
+    def acquire(self) -> StreamingEngine:
+        with self._cv:
+            while not self._free and self._count >= MAX_QUERY_ENGINES:
+                self._cv.wait()
+            if self._free:
+                return self._free.pop()
+            self._count += 1
+        return self.new_engine()
+
+    def release(self, engine: StreamingEngine) -> None:
+        with self._cv:
+            self._free.append(engine)
+            self._cv.notify()
+
+
+class AnytimeClassifierNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("anytime_classifier", **kwargs)
+        for name, (default, text, extra) in PARAMS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text, **extra))
+        values = {name: self.get_parameter(name).value for name in PARAMS}
+        self.model = self._load_model(values["model"])  # raises: no node without a model
+        self.settings = self._settings(values, self.model)
+        self.stream_group = MutuallyExclusiveCallbackGroup()
+        self.service_group = ReentrantCallbackGroup()
+        self.action_group = ReentrantCallbackGroup()
+
+        self.counters = {"rejected": 0, "queries": 0, "queries_missed_deadline": 0, "queries_failed": 0}
+        self.rejected_by_reason: dict[str, int] = {}
+        self._latest: tuple | None = None  # (network input, header) of the last accepted frame
+        self._lock = threading.Lock()
+
+        self.pub = self.create_publisher(
+            AnytimeClassification, "classification",
+            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST))
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.processor = StreamProcessor(self.model.new_engine(), self.model.readout, self.settings, self._publish)
+        self.sub = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
+                                            callback_group=self.stream_group)
+        self.srv = self.create_service(ClassifyWithDeadline, "classify_with_deadline", self._on_service,
+                                       callback_group=self.service_group)
+        self.action = ActionServer(self, ClassifyAnytime, "classify_anytime", execute_callback=self._on_action,
+                                   goal_callback=lambda _goal: GoalResponse.ACCEPT,
+                                   cancel_callback=lambda _goal: CancelResponse.ACCEPT,
+                                   callback_group=self.action_group)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._diag_last = (time.monotonic(), 0, 0.0)
+        self.diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self.stream_group)
+
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="snn-stream", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"model {self.model.path} ({self.model.bundle.num_classes} classes, input {self.model.bundle.input.shape}); "
+            f"{self.settings.timesteps} timesteps, publish_every {self.settings.publish_every}, "
+            f"policy {self.settings.frame_policy}")
+
+    # ------------------------------------------------------------------ parameters
+    def _load_model(self, value: str) -> _Model:
+        return _Model(str(resolve_model(value)))
+
+    @staticmethod
+    def _settings(values: dict, model: _Model) -> StreamSettings:
+        return StreamSettings(
+            timesteps=values["timesteps"] or model.bundle.timesteps,
+            publish_every=values["publish_every"],
+            timestep_period=float(values["timestep_period"]),
+            min_confidence=float(values["min_confidence"]),
+            max_synaptic_events=values["max_synaptic_events"],
+            frame_policy=values["frame_policy"],
+            reset_between_frames=values["reset_between_frames"],
+        )
+
+    def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        values = {name: self.get_parameter(name).value for name in PARAMS}
+        for p in params:
+            if p.name in PARAMS:
+                values[p.name] = p.value
+        model = self.model
+        try:
+            if any(p.name == "model" for p in params):
+                model = self._pending_model = self._load_model(values["model"])
+            self._pending_settings = self._settings(values, model)
+        except (SettingsError, BundleError, FileNotFoundError, ValueError, TypeError) as e:
+            self._pending_model = None
+            self.get_logger().warning(f"rejected parameter change: {e}")
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: list[Parameter]) -> None:
+        model = getattr(self, "_pending_model", None)
+        self._pending_model = None
+        if model is not None and any(p.name == "model" for p in params):
+            self.model = model
+            with self._lock:
+                self._latest = None
+            self.processor.replace_engine(model.new_engine(), model.readout)
+            self.get_logger().info(f"loaded model {model.path}")
+        self.settings = self._pending_settings
+        self.processor.update(self.settings)
+
+    # ------------------------------------------------------------------ stream
+    def _on_image(self, msg: Image) -> None:
+        t_received = time.monotonic()
+        model = self.model
+        try:
+            x = model.adapter.convert(msg.height, msg.width, msg.encoding, bool(msg.is_bigendian), msg.step, msg.data)
+        except ImageRejected as e:
+            self._reject(e)
+            return
+        with self._lock:
+            self._latest = (x, msg.header, model)
+        self.processor.submit(x, meta=msg.header, t_received=t_received)
+
+    def _reject(self, e: ImageRejected) -> None:
+        with self._lock:
+            self.counters["rejected"] += 1
+            self.rejected_by_reason[e.reason] = self.rejected_by_reason.get(e.reason, 0) + 1
+        self.get_logger().warning(f"rejected image ({e.reason}): {e}", throttle_duration_sec=5.0)
+
+    def _work(self) -> None:
+        proc = self.processor
+        while self._running:
+            try:
+                proc.wait_for_work(0.1)
+                while self._running and proc.work():
+                    pass
+            except Exception as e:  # never let a bad frame kill the stream
+                self.get_logger().error(f"stream worker: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+                time.sleep(0.01)
+
+    def _message(self, est: Estimate) -> AnytimeClassification:
+        msg = AnytimeClassification()
+        if est.meta is not None:
+            msg.header = est.meta
+        msg.frame_seq = est.frame_seq
+        msg.timestep = est.timestep
+        msg.total_timesteps = est.total_timesteps
+        msg.scores = array.array("f", est.scores.tobytes())
+        msg.top_class = est.top_class
+        msg.top_label = self.model.readout.label(est.top_class)
+        msg.confidence = est.confidence
+        msg.synaptic_events = est.synaptic_events
+        msg.elapsed = to_duration(est.elapsed)
+        msg.final = est.final
+        return msg
+
+    def _publish(self, est: Estimate) -> None:
+        self.pub.publish(self._message(est))
+
+    # ------------------------------------------------------------------ queries
+    def _run_query(self, req, t_received: float, on_estimate=None, should_cancel=None):
+        """Shared by the service and the action: returns (AnytimeClassification, deadline_met, stop_reason)."""
+        model = self.model
+
+        def fail(reason: str):
+            with self._lock:
+                self.counters["queries_failed"] += 1
+            est = uniform_estimate(model.bundle.num_classes, 0, time.monotonic() - t_received)
+            est.final = True
+            return self._message(est), False, reason
+
+        try:
+            budget = from_duration(req.budget)
+            stop = StopConditions(max_timesteps=int(req.max_timesteps) or self.settings.timesteps,
+                                  min_confidence=float(req.min_confidence),
+                                  max_synaptic_events=int(req.max_synaptic_events), budget=budget)
+        except SettingsError as e:
+            return fail(f"invalid request: {e}")
+        header = req.image.header
+        if req.image.height == 0:
+            with self._lock:
+                latest = self._latest
+            if latest is None or latest[2] is not model:
+                return fail("no image: the request has none (height 0) and no frame was received on the image topic")
+            x, header = latest[0], latest[1]
+        else:
+            try:
+                x = model.adapter.convert(req.image.height, req.image.width, req.image.encoding,
+                                          bool(req.image.is_bigendian), req.image.step, req.image.data)
+            except ImageRejected as e:
+                self._reject(e)
+                return fail(f"rejected image ({e.reason}): {e}")
+        engine = model.acquire()
+        try:
+            query = Query(engine, model.readout, stop, t_received=t_received, meta=header)
+            out = query.run(x, on_block=on_estimate, should_cancel=should_cancel)
+        finally:
+            model.release(engine)
+        with self._lock:
+            self.counters["queries"] += 1
+            if not out.deadline_met:
+                self.counters["queries_missed_deadline"] += 1
+        return self._message(out.estimate), out.deadline_met, out.stop_reason
+
+    def _on_service(self, request, response):
+        t_received = time.monotonic()
+        response.result, response.deadline_met, response.stop_reason = self._run_query(request, t_received)
+        return response
+
+    def _on_action(self, goal_handle):
+        t_received = time.monotonic()
+        total = int(goal_handle.request.max_timesteps) or self.settings.timesteps
+
+        def feedback(block, scores, top, conf, n, elapsed):
+            fb = ClassifyAnytime.Feedback()
+            for i in range(n):
+                est = Estimate(timestep=int(block.t[i]), total_timesteps=total, scores=scores[i],
+                               top_class=int(top[i]), confidence=float(conf[i]),
+                               synaptic_events=int(block.events[i]), elapsed=elapsed,
+                               meta=goal_handle.request.image.header)
+                fb.estimate = self._message(est)
+                goal_handle.publish_feedback(fb)
+
+        msg, met, reason = self._run_query(goal_handle.request, t_received, on_estimate=feedback,
+                                           should_cancel=lambda: goal_handle.is_cancel_requested)
+        result = ClassifyAnytime.Result(result=msg, deadline_met=met, stop_reason=reason)
+        if reason == CANCELED:
+            goal_handle.canceled()
+        else:
+            goal_handle.succeed()
+        return result
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        st = self.processor.stats
+        now = time.monotonic()
+        t_last, steps_last, sec_last = self._diag_last
+        self._diag_last = (now, st.steps, st.step_seconds)
+        d_steps, d_sec = st.steps - steps_last, st.step_seconds - sec_last
+        lat = list(st.first_latency)
+        with self._lock:
+            counters = dict(self.counters)
+            reasons = dict(self.rejected_by_reason)
+        values = {
+            "model": self.model.path,
+            "frames_received": st.frames_received,
+            "frames_processed": st.frames_completed,
+            "frames_dropped": st.frames_dropped,
+            "frames_preempted": st.frames_preempted,
+            "frames_rejected": counters["rejected"],
+            "step_rate_hz": f"{d_steps / d_sec:.0f}" if d_sec > 0 else "0",
+            "steps_per_wall_second": f"{d_steps / max(now - t_last, 1e-9):.0f}",
+            "first_estimate_latency_ms_median": f"{statistics.median(lat) * 1e3:.3f}" if lat else "nan",
+            "estimates_published": st.published,
+            "queries_served": counters["queries"],
+            "queries_missed_deadline": counters["queries_missed_deadline"],
+            "queries_failed": counters["queries_failed"],
+        }
+        values.update({f"rejected_{k}": v for k, v in sorted(reasons.items())})
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.OK, name=f"{self.get_fully_qualified_name()}: anytime classifier",
+            message=f"{st.frames_completed} frames, {counters['rejected']} rejected", hardware_id="cpu",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        if counters["rejected"] or counters["queries_missed_deadline"]:
+            status.level = DiagnosticStatus.WARN
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(arr)
+
+    def stop(self) -> None:
+        self._running = False
+        self.processor._wake.set()
+        self._worker.join(timeout=2.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        node = AnytimeClassifierNode()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        # spin_once with a timeout (not spin()): SIGTERM/SIGINT shut the context down and we leave promptly.
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (BundleError, FileNotFoundError, SettingsError) as e:
+        print(f"anytime_classifier: error: {e}", file=sys.stderr)
+        code = 1
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""The client side of the two-process ROS tests: a process that starts the node (from the launch file)
+and talks to it over DDS, driven by the test through JSON lines on stdin/stdout.
+
+Run by :mod:`sandbox` inside ``unshare -n`` (loopback only, private /dev/shm) when possible. Every
+command returns ``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``; the assertions live in the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+# The fence is set by the sandbox already; repeat it so this file is safe to run by hand.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", "77")
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.action import ActionClient  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from spike_perception.launch_xml import launch_commands  # noqa: E402
+from spike_perception_interfaces.action import ClassifyAnytime  # noqa: E402
+from spike_perception_interfaces.msg import AnytimeClassification  # noqa: E402
+from spike_perception_interfaces.srv import ClassifyWithDeadline  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH = ROOT / "launch" / "spike_perception.launch.xml"
+
+
+def est_dict(m: AnytimeClassification) -> dict:
+    return dict(frame_seq=m.frame_seq, timestep=m.timestep, total=m.total_timesteps, top=m.top_class,
+                label=m.top_label, conf=float(m.confidence), events=m.synaptic_events, final=bool(m.final),
+                scores=[float(s) for s in m.scores], stamp=m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
+                frame_id=m.header.frame_id, elapsed=m.elapsed.sec + m.elapsed.nanosec * 1e-9)
+
+
+def image_msg(pixels: np.ndarray | None, encoding="mono8", stamp_ns=0, frame_id="cam", **override) -> Image:
+    msg = Image()
+    if pixels is not None:
+        h, w = pixels.shape[:2]
+        raw = np.ascontiguousarray(pixels).view(np.uint8).reshape(h, -1)
+        msg.height, msg.width, msg.encoding, msg.step = h, w, encoding, raw.shape[1]
+        msg.data = raw.tobytes()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 10**9)
+    msg.header.frame_id = frame_id
+    for k, v in override.items():
+        setattr(msg, k, v)
+    return msg
+
+
+class Agent:
+    def __init__(self, ns: str = ""):
+        rclpy.init()
+        self.node = Node("test_agent")
+        self.ns = ns
+        self.node_proc: subprocess.Popen | None = None
+        self.node_log = None
+        self.received: list[dict] = []
+        self.diags: list[dict] = []
+        self.lock = threading.Lock()
+        self.executor = MultiThreadedExecutor(num_threads=3)
+        self.executor.add_node(self.node)
+        self._spin = threading.Thread(target=self._spin_loop, daemon=True)
+        self._running = True
+        self.images = None
+        self._setup_endpoints()
+        self._spin.start()
+
+    def _spin_loop(self):
+        while self._running and rclpy.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _name(self, rel: str) -> str:
+        return f"/{self.ns}/{rel}" if self.ns else f"/{rel}"
+
+    def _setup_endpoints(self):
+        n = self.node
+        self.pub = n.create_publisher(Image, self._name("camera/image"), qos_profile_sensor_data)
+        n.create_subscription(AnytimeClassification, self._name("classification"), self._on_cls,
+                              QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.srv = n.create_client(ClassifyWithDeadline, self._name("classify_with_deadline"))
+        self.act = ActionClient(n, ClassifyAnytime, self._name("classify_anytime"))
+        self.params = n.create_client(SetParameters, self._name("anytime_classifier/set_parameters"))
+
+    def _on_cls(self, m):
+        with self.lock:
+            self.received.append(est_dict(m))
+
+    def _on_diag(self, m):
+        with self.lock:
+            for st in m.status:
+                if "anytime classifier" in st.name:
+                    self.diags.append({kv.key: kv.value for kv in st.values} | {"_level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level)})
+
+    # ------------------------------------------------------------------ commands
+    def cmd_start_node(self, params_file=None, model=None, timeout=30.0, extra_env=None):
+        args = {"image_topic": "camera/image"}
+        if self.ns:
+            args["namespace"] = self.ns
+        if params_file:
+            args["params_file"] = params_file
+        if model:
+            args["model"] = model
+        (cmd,) = launch_commands(LAUNCH, args)
+        env = dict(os.environ, **(extra_env or {}))
+        self.node_log = open(os.environ.get("AGENT_NODE_LOG", "/tmp/anytime_node.log"), "wb")
+        t0 = time.monotonic()
+        self.node_proc = subprocess.Popen(cmd, env=env, stdout=self.node_log, stderr=subprocess.STDOUT)
+        while time.monotonic() - t0 < timeout:
+            if self.node_proc.poll() is not None:
+                return {"ok": False, "error": f"node exited with {self.node_proc.returncode}", "log": self.log_tail()}
+            if self.srv.service_is_ready() and self.params.service_is_ready() and self.act.server_is_ready():
+                break
+            time.sleep(0.05)
+        else:
+            return {"ok": False, "error": "node services did not appear", "log": self.log_tail()}
+        # Wait until the node's image subscription has matched our publisher.
+        while self.pub.get_subscription_count() < 1 and time.monotonic() - t0 < timeout:
+            time.sleep(0.02)
+        return {"ok": True, "pid": self.node_proc.pid, "startup_s": time.monotonic() - t0, "cmd": cmd}
+
+    def log_tail(self, n=4000):
+        try:
+            return Path(self.node_log.name).read_bytes()[-n:].decode(errors="replace")
+        except Exception:
+            return ""
+
+    def cmd_log(self):
+        return {"ok": True, "log": self.log_tail(20000)}
+
+    def _mnist(self):
+        if self.images is None:
+            from anytime_snn.data import load_mnist
+
+            self.images, self.labels = load_mnist("test")
+        return self.images, self.labels
+
+    def cmd_stream(self, indices, period=0.05, wait_final=True, timeout=10.0, encoding="mono8"):
+        """Publish MNIST test images (stamp = index + 1 ns), re-sending each until its first estimate arrives."""
+        images, labels = self._mnist()
+        for idx in indices:
+            px = images[idx]
+            if encoding == "rgb8":
+                px = np.repeat(px[..., None], 3, axis=2)
+            elif encoding == "bgra8":
+                px = np.concatenate([np.repeat(px[..., None], 3, axis=2), np.full((28, 28, 1), 255, np.uint8)], 2)
+            elif encoding == "mono16":
+                px = px.astype(np.uint16) * 257
+            elif encoding == "32FC1":
+                px = px.astype(np.float32) / 255
+            msg = image_msg(px, encoding, stamp_ns=idx + 1)
+            t0 = time.monotonic()
+            done = False
+            while not done and time.monotonic() - t0 < timeout:
+                self.pub.publish(msg)
+                t1 = time.monotonic()
+                while time.monotonic() - t1 < period:
+                    with self.lock:
+                        mine = [r for r in self.received if r["stamp"] == idx + 1]
+                    if mine and (not wait_final or any(r["final"] for r in mine)):
+                        done = True
+                        break
+                    time.sleep(0.002)
+            if not done:
+                return {"ok": False, "error": f"no classification for image {idx}", "log": self.log_tail()}
+        with self.lock:
+            got = [r for r in self.received if r["stamp"] in {i + 1 for i in indices}]
+        return {"ok": True, "estimates": got, "labels": [int(labels[i]) for i in indices]}
+
+    def cmd_publish_raw(self, count=1, **fields):
+        """Publish a (possibly malformed) image built from raw fields."""
+        data = bytes.fromhex(fields.pop("data_hex", ""))
+        msg = Image(height=fields.get("height", 0), width=fields.get("width", 0), encoding=fields.get("encoding", ""),
+                    is_bigendian=fields.get("is_bigendian", 0), step=fields.get("step", 0), data=data)
+        for _ in range(count):
+            self.pub.publish(msg)
+            time.sleep(0.01)
+        return {"ok": True}
+
+    def cmd_clear(self):
+        with self.lock:
+            self.received.clear()
+            self.diags.clear()
+        return {"ok": True}
+
+    def _request_fields(self, req, index=None, budget=0.0, max_timesteps=0, min_confidence=0.0, max_events=0,
+                        image=None):
+        if index is not None:
+            images, _ = self._mnist()
+            req.image = image_msg(images[index], stamp_ns=index + 1)
+        elif image is not None:
+            req.image = Image(height=image["height"], width=image["width"], encoding=image["encoding"],
+                              step=image["step"], data=bytes.fromhex(image["data_hex"]))
+        ns = int(round(budget * 1e9))
+        req.budget.sec, req.budget.nanosec = divmod(ns, 10**9)
+        req.max_timesteps = max_timesteps
+        req.min_confidence = float(min_confidence)
+        req.max_synaptic_events = max_events
+        return req
+
+    def cmd_service(self, timeout=10.0, **kw):
+        req = self._request_fields(ClassifyWithDeadline.Request(), **kw)
+        t0 = time.monotonic()
+        fut = self.srv.call_async(req)
+        ev = threading.Event()
+        fut.add_done_callback(lambda _f: ev.set())
+        if not ev.wait(timeout):
+            return {"ok": False, "error": "service timed out"}
+        r = fut.result()
+        return {"ok": True, "result": est_dict(r.result), "deadline_met": r.deadline_met,
+                "stop_reason": r.stop_reason, "rtt": time.monotonic() - t0}
+
+    def cmd_service_many(self, n, concurrent=1, **kw):
+        """``n`` service calls, ``concurrent`` in flight at a time; returns each answer's summary."""
+        out = []
+        for start in range(0, n, concurrent):
+            futs = []
+            for _ in range(min(concurrent, n - start)):
+                req = self._request_fields(ClassifyWithDeadline.Request(), **kw)
+                futs.append((time.monotonic(), self.srv.call_async(req)))
+            for t0, fut in futs:
+                ev = threading.Event()
+                fut.add_done_callback(lambda _f, ev=ev: ev.set())
+                if not ev.wait(10.0):
+                    return {"ok": False, "error": "service timed out"}
+                r = fut.result()
+                out.append({"rtt": time.monotonic() - t0, "deadline_met": r.deadline_met,
+                            "stop_reason": r.stop_reason, "timestep": r.result.timestep, "top": r.result.top_class})
+        return {"ok": True, "answers": out}
+
+    def cmd_action(self, cancel_after_feedback=None, timeout=20.0, **kw):
+        goal = self._request_fields(ClassifyAnytime.Goal(), **kw)
+        feedback = []
+        fb_event = threading.Event()
+
+        def on_fb(m):
+            feedback.append(est_dict(m.feedback.estimate))
+            if cancel_after_feedback is not None and len(feedback) >= cancel_after_feedback:
+                fb_event.set()
+
+        if not self.act.wait_for_server(timeout_sec=5.0):
+            return {"ok": False, "error": "action server not available"}
+        gfut = self.act.send_goal_async(goal, feedback_callback=on_fb)
+        t0 = time.monotonic()
+        while not gfut.done() and time.monotonic() - t0 < timeout:
+            time.sleep(0.001)
+        handle = gfut.result()
+        if not handle.accepted:
+            return {"ok": False, "error": "goal rejected"}
+        if cancel_after_feedback is not None:
+            if not fb_event.wait(timeout):
+                return {"ok": False, "error": "no feedback before cancel"}
+            cfut = handle.cancel_goal_async()
+            while not cfut.done() and time.monotonic() - t0 < timeout:
+                time.sleep(0.001)
+        rfut = handle.get_result_async()
+        while not rfut.done() and time.monotonic() - t0 < timeout:
+            time.sleep(0.001)
+        if not rfut.done():
+            return {"ok": False, "error": "action result timed out"}
+        res = rfut.result()
+        time.sleep(0.05)  # late feedback
+        r = res.result
+        return {"ok": True, "status": res.status, "result": est_dict(r.result), "deadline_met": r.deadline_met,
+                "stop_reason": r.stop_reason, "feedback": feedback}
+
+    def cmd_set_params(self, params: dict, timeout=10.0):
+        req = SetParameters.Request()
+        for name, value in params.items():
+            pv = ParameterValue()
+            if isinstance(value, bool):
+                pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
+            elif isinstance(value, int):
+                pv.type, pv.integer_value = ParameterType.PARAMETER_INTEGER, value
+            elif isinstance(value, float):
+                pv.type, pv.double_value = ParameterType.PARAMETER_DOUBLE, value
+            else:
+                pv.type, pv.string_value = ParameterType.PARAMETER_STRING, str(value)
+            req.parameters.append(ParameterMsg(name=name, value=pv))
+        fut = self.params.call_async(req)
+        ev = threading.Event()
+        fut.add_done_callback(lambda _f: ev.set())
+        if not ev.wait(timeout):
+            return {"ok": False, "error": "set_parameters timed out"}
+        return {"ok": True, "results": [{"successful": r.successful, "reason": r.reason} for r in fut.result().results]}
+
+    def cmd_diagnostics(self, timeout=3.0):
+        t0 = time.monotonic()
+        with self.lock:
+            n = len(self.diags)
+        while time.monotonic() - t0 < timeout:
+            with self.lock:
+                if len(self.diags) > n:
+                    return {"ok": True, "values": self.diags[-1]}
+            time.sleep(0.02)
+        return {"ok": False, "error": "no diagnostics"}
+
+    def cmd_alive(self):
+        return {"ok": True, "running": self.node_proc is not None and self.node_proc.poll() is None}
+
+    def cmd_shm(self):
+        try:
+            return {"ok": True, "files": sorted(os.listdir("/dev/shm"))}
+        except OSError as e:
+            return {"ok": False, "error": str(e)}
+
+    def cmd_sigterm(self, timeout=10.0):
+        p = self.node_proc
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        try:
+            code = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return {"ok": False, "error": "node ignored SIGTERM", "log": self.log_tail()}
+        return {"ok": True, "returncode": code, "seconds": time.monotonic() - t0, "log": self.log_tail()}
+
+    def shutdown(self):
+        if self.node_proc is not None and self.node_proc.poll() is None:
+            self.node_proc.terminate()
+            try:
+                self.node_proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.node_proc.kill()
+        self._running = False
+        self._spin.join(timeout=2)
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main():
+    agent = Agent(os.environ.get("AGENT_NAMESPACE", ""))
+    out = sys.stdout
+    sys.stdout = sys.stderr  # keep the protocol channel clean
+    out.write(json.dumps({"ok": True, "ready": True}) + "\n")
+    out.flush()
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            req = json.loads(line)
+            name = req.pop("cmd")
+            if name == "quit":
+                break
+            try:
+                reply = getattr(agent, f"cmd_{name}")(**req)
+            except Exception as e:  # report, keep serving
+                reply = {"ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
+            out.write(json.dumps(reply) + "\n")
+            out.flush()
+    finally:
+        agent.shutdown()
+        out.write(json.dumps({"ok": True, "bye": True}) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
