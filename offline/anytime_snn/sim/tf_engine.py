@@ -68,8 +68,18 @@ class TFEngine:
                 fanouts.append(ops.fanout(layer, shape).ravel())
             shape = out
         self.fanouts = fanouts
-        self._fanout_tf = [tf.constant(f.astype(np.float64)) for f in fanouts]
+        # Spikes x fan-out summed in float32 is exact while the largest possible sum is below 2**24.
+        self._count_dtype = [tf.float32 if f.sum() + f.size < 2**24 else tf.float64 for f in fanouts]
+        self._fanout_tf = [tf.constant(f, dt) for f, dt in zip(fanouts, self._count_dtype)]
         self._weights = [tf.constant(layer.weights) for layer in self.layers]
+        # Dense layers fed by spikes count events and spikes inside their GEMM: two extra weight columns
+        # (the source neurons' fan-out, and ones) give events and spike counts per step for free.
+        self._fused = [i > 0 and l.kind == "dense" and l.neuron.delay_steps == 0 and self._count_dtype[i] == tf.float32
+                       for i, l in enumerate(self.layers)]
+        self._weights_aug = [
+            tf.constant(np.concatenate([l.weights, fanouts[i][:, None], np.ones((l.weights.shape[0], 1))], 1)
+                        .astype(np.float32)) if self._fused[i] else None
+            for i, l in enumerate(self.layers)]
         self._bias = [tf.constant(np.broadcast_to(l.bias, s).reshape(-1), tf.float32)
                       for l, s in zip(self.layers, self.out_shapes)]
         self._v0 = [tf.constant(np.broadcast_to(l.v0, s).reshape(-1), tf.float32)
@@ -161,18 +171,25 @@ class TFEngine:
                 arrived = tf.cast(steps > d, tf.float32)[:, None, None]
                 current = arrived * analog[None] + self._bias[0]
             else:
-                if d:
-                    source = tf.concat([tf.zeros_like(source[:d]), source[:-d]], axis=0)
                 flat = tf.reshape(source, (timesteps * batch, -1))
-                current = tf.reshape(self._linear(i, flat), (timesteps, batch, -1)) + self._bias[i]
+                if self._fused[i]:
+                    out = tf.reshape(tf.matmul(flat, self._weights_aug[i]), (timesteps, batch, -1))
+                    current, ev, count = out[..., :-2], out[..., -2], out[..., -1]
+                else:
+                    if d:  # spikes arrive d steps later; events are counted when they are emitted
+                        flat = tf.reshape(tf.concat([tf.zeros_like(source[:d]), source[:-d]], axis=0), tf.shape(flat))
+                    current = tf.reshape(self._linear(i, flat), (timesteps, batch, -1))
+                    dt = self._count_dtype[i]
+                    ev = tf.einsum("tbn,n->tb", tf.cast(source, dt), self._fanout_tf[i])
+                    count = tf.reduce_sum(source, axis=2)
+                events += tf.cast(ev, tf.float64)
+                hidden_spikes.append(count)
+                current = current + self._bias[i]
             if layer.output:
                 v0 = tf.broadcast_to(self._v0[i], tf.shape(current)[1:])[None]
                 v = tf.cumsum(tf.concat([v0, current], axis=0), axis=0)[1:]  # (V0 + I_1) + I_2 + ...
                 break
-            spikes = self._dynamics(layer, self._v0[i], current)  # (T, B, n) float32
-            events += tf.einsum("tbn,n->tb", tf.cast(spikes, tf.float64), self._fanout_tf[i + 1])
-            hidden_spikes.append(tf.reduce_sum(spikes, axis=2))
-            source = spikes
+            source = self._dynamics(layer, self._v0[i], current)  # (T, B, n) float32 spikes
         vmax = tf.reduce_max(v, axis=-1, keepdims=True)
         classes = tf.range(v.shape[-1], dtype=tf.int32)
         preds = tf.reduce_min(tf.where(v == vmax, classes, v.shape[-1]), axis=-1)  # first argmax

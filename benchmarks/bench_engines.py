@@ -1,0 +1,261 @@
+"""Simulator throughput, measured in one run on real MNIST test images (a script, not a test).
+
+    .venv/bin/python benchmarks/bench_engines.py [--images 1000] [--steps 100] [--json out.json]
+
+(a) the batched TF engine on a dense 784-1200-1200-10 and a small conv net, as image-timesteps/s;
+(b) the streaming engine, one image x T steps, as timesteps/s (chunk sizes 1, 10, T);
+(c) the dense roofline: the same matrix products with plain BLAS for T full forward passes;
+(d) a plain tf.function + XLA loop over the same network (per step: every layer's product, then the
+    IF update; the approach of the paper's simulator) and a plain NumPy matvec loop at batch 1.
+Also memory: peak RSS of the batched engine on 10x the images, and the RSS of a node-like process
+(bundle + streaming engine) and whether it imported TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+
+from anytime_snn.data import load_mnist  # noqa: E402
+from anytime_snn.model import Bundle, InputSpec, Layer, load_bundle  # noqa: E402
+from anytime_snn.sim import ops  # noqa: E402
+from anytime_snn.sim.streaming import StreamingEngine  # noqa: E402
+from anytime_snn.testing import dense_bundle  # noqa: E402
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def dense_network() -> tuple[Bundle, str]:
+    default = ROOT / "models" / "default"
+    if (default / "manifest.json").is_file():
+        return load_bundle(default), "models/default (converted dense MNIST 784-1200-1200-10)"
+    return dense_bundle(seed=0, rate_scale=1.0), "random dense 784-1200-1200-10 (models/default missing)"
+
+
+def conv_network(seed: int = 0) -> Bundle:
+    """A small conv net with random weights scaled for moderate firing rates on MNIST."""
+    rng = np.random.default_rng(seed)
+
+    def w(shape, fan_in, gain=2.0):
+        return (rng.standard_normal(shape) * gain / np.sqrt(fan_in)).astype(np.float32)
+
+    z = lambda n: np.zeros(n, np.float32)  # noqa: E731
+    half = np.asarray(0.5, np.float32)
+    layers = [
+        Layer("conv0", "conv2d", w((3, 3, 1, 16), 9), z(16), strides=(1, 1), padding="same", v0=half),
+        Layer("conv1", "conv2d", w((3, 3, 16, 32), 144), z(32), strides=(2, 2), padding="same", v0=half),
+        Layer("pool", "depthwise_conv2d", np.full((2, 2, 32, 1), 0.25, np.float32), z(32), strides=(2, 2), v0=half),
+        Layer("flatten", "flatten"),
+        Layer("dense0", "dense", w((7 * 7 * 32, 128), 7 * 7 * 32), z(128), v0=half),
+        Layer("out", "dense", w((128, 10), 128), z(10), output=True),
+    ]
+    return Bundle(input=InputSpec(shape=(28, 28, 1)), layers=layers, labels=[str(i) for i in range(10)])
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+def dense_matrices(bundle: Bundle):
+    return [(layer.weights, np.broadcast_to(layer.bias, (layer.weights.shape[1],))) for layer in bundle.weighted_layers]
+
+
+def roofline(bundle: Bundle, x: np.ndarray, steps: int) -> float:
+    """T full forward passes of the same products with plain NumPy/BLAS (no dynamics). Seconds."""
+    weighted = bundle.weighted_layers
+    shapes = [tuple(bundle.input.shape)] + [s for s, layer in zip(bundle.shapes(), bundle.layers) if layer.weighted]
+
+    def run():
+        for _ in range(steps):
+            h = x
+            for layer, in_shape in zip(weighted, shapes):
+                h = ops.linear(layer, h.reshape(h.shape[0], *in_shape) if layer.kind != "dense" else h.reshape(h.shape[0], -1))
+    return best_of(run, 1)
+
+
+def plain_xla_loop(bundle: Bundle, x: np.ndarray, steps: int) -> float:
+    """The straightforward simulator: per step, every layer's product from the previous layer's spikes,
+    IF update with reset by subtraction, output accumulation; tf.while_loop under XLA. Seconds."""
+    import tensorflow as tf
+
+    from anytime_snn.model import output_shape
+
+    weighted = bundle.weighted_layers
+    in_shapes, shape, outs = [], tuple(bundle.input.shape), []
+    for layer in bundle.layers:
+        out = output_shape(layer, shape)
+        if layer.weighted:
+            in_shapes.append(shape)
+            outs.append(out)
+        shape = out
+    ws = [tf.constant(layer.weights) for layer in weighted]
+    bs = [tf.constant(layer.bias) for layer in weighted]
+
+    def linear(i, h):
+        layer = weighted[i]
+        if layer.kind == "dense":
+            return tf.matmul(tf.reshape(h, (h.shape[0], -1)), ws[i])
+        h = tf.reshape(h, (h.shape[0], *in_shapes[i]))
+        fn = tf.nn.conv2d if layer.kind == "conv2d" else tf.nn.depthwise_conv2d
+        return fn(h, ws[i], (1, *layer.strides, 1), layer.padding.upper())
+
+    @tf.function(jit_compile=True)
+    def sim(inp):
+        batch = inp.shape[0]
+        vs = [tf.zeros((batch, *o)) + 0.5 for o in outs]
+
+        def body(t, vs):
+            h, new = inp, []
+            for i in range(len(weighted)):
+                v = vs[i] + tf.reshape(linear(i, h), (batch, *outs[i])) + bs[i]
+                if i < len(weighted) - 1:
+                    s = tf.cast(v >= 1.0, tf.float32)
+                    v = v - s
+                    h = s
+                new.append(v)
+            return t + 1, new
+
+        _, vs = tf.while_loop(lambda t, vs: t < steps, body, (tf.constant(0), vs))
+        return tf.argmax(vs[-1], axis=-1)
+
+    xt = tf.constant(x)
+    sim(xt).numpy()  # compile
+    return best_of(lambda: sim(xt).numpy(), 2)
+
+
+def numpy_matvec_loop(bundle: Bundle, x1: np.ndarray, steps: int) -> float:
+    """Batch 1, plain NumPy: every step every layer's matvec (dense networks only). Seconds."""
+    mats = dense_matrices(bundle)
+    vs = [np.zeros(w.shape[1], np.float32) for w, _ in mats]
+    x1 = x1.reshape(-1)
+
+    def run():
+        for _ in range(steps):
+            h = x1
+            for i, (w, b) in enumerate(mats):
+                vs[i] += h @ w + b
+                if i < len(mats) - 1:
+                    s = vs[i] >= 1
+                    vs[i] -= s
+                    h = s.astype(np.float32)
+    return best_of(run, 3)
+
+
+# ----------------------------------------------------------------------------- ours
+
+
+def tf_engine(bundle: Bundle, x: np.ndarray, steps: int) -> tuple[float, int]:
+    from anytime_snn.sim.tf_engine import TFEngine
+
+    engine = TFEngine(bundle)
+    engine.run(x, steps)  # compile
+    return best_of(lambda: engine.run(x, steps), 2), engine.chunk_size(steps)
+
+
+def streaming(bundle: Bundle, x1: np.ndarray, steps: int, chunk: int) -> float:
+    engine = StreamingEngine(bundle, max_chunk=max(chunk, 1))
+
+    def run():
+        engine.reset(x1)
+        done = 0
+        while done < steps:
+            k = min(chunk, steps - done)
+            engine.advance(k)
+            done += k
+    run()
+    return best_of(run, 5)
+
+
+def node_process_memory() -> dict:
+    code = (
+        "import resource, sys, numpy as np\n"
+        "from anytime_snn.model import load_bundle\n"
+        "from anytime_snn.sim.streaming import StreamingEngine\n"
+        f"b = load_bundle({str(ROOT / 'models' / 'default')!r})\n"
+        "e = StreamingEngine(b); e.reset(np.zeros(b.input.shape, np.float32)); e.advance(50)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'tensorflow' in sys.modules)\n"
+    )
+    if not (ROOT / "models" / "default" / "manifest.json").is_file():
+        return {"skipped": "models/default missing"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return {"max_rss_mb": int(out[0]) / 1024, "imports_tensorflow": out[1] == "True"}
+
+
+def engine_memory(images: int, steps: int) -> dict:
+    code = (
+        "import os, resource, numpy as np; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'\n"
+        "import sys; sys.path.insert(0, %r)\n"
+        "from bench_engines import dense_network\n"
+        "from anytime_snn.sim.tf_engine import TFEngine\n"
+        "b, _ = dense_network(); x = np.random.default_rng(0).random((%d, 784), dtype=np.float32)\n"
+        "TFEngine(b).run(x, %d)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    ) % (str(Path(__file__).parent), images, steps)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return {"images": images, "steps": steps, "max_rss_mb": int(out[-1]) / 1024}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--json", type=Path, help="write all numbers here")
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+
+    images, _ = load_mnist("test")
+    x = (images[: args.images].astype(np.float32) / 255.0)
+    n, steps = x.shape[0], args.steps
+    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                     "images": n, "steps": steps}
+    dense, dense_name = dense_network()
+    conv = conv_network()
+    results["dense_model"] = dense_name
+
+    for name, bundle, xin in [("dense", dense, x.reshape(n, -1)), ("conv", conv, x[..., None])]:
+        r: dict = {}
+        t, chunk = tf_engine(bundle, xin, steps)
+        r["tf_engine_image_steps_per_s"] = n * steps / t
+        r["tf_engine_chunk"] = chunk
+        r["plain_xla_loop_image_steps_per_s"] = n * steps / plain_xla_loop(bundle, xin, steps)
+        r["dense_roofline_image_steps_per_s"] = n * steps / roofline(bundle, xin, steps)
+        for chunk_k in (1, 10, steps):
+            r[f"streaming_chunk{chunk_k}_steps_per_s"] = steps / streaming(bundle, xin[0], steps, chunk_k)
+        if name == "dense":
+            r["numpy_matvec_loop_steps_per_s"] = steps / numpy_matvec_loop(bundle, xin[0], steps)
+            r["ratio_streaming_vs_numpy_loop"] = r["streaming_chunk10_steps_per_s"] / r["numpy_matvec_loop_steps_per_s"]
+        r["ratio_tf_engine_vs_plain_xla"] = r["tf_engine_image_steps_per_s"] / r["plain_xla_loop_image_steps_per_s"]
+        r["ratio_tf_engine_vs_roofline"] = r["tf_engine_image_steps_per_s"] / r["dense_roofline_image_steps_per_s"]
+        results[name] = r
+        print(json.dumps({name: r}, indent=1), flush=True)
+    if not args.skip_memory:
+        results["memory_tf_engine"] = engine_memory(10 * n, steps)
+        results["memory_node_process"] = node_process_memory()
+        print(json.dumps({k: results[k] for k in ("memory_tf_engine", "memory_node_process")}, indent=1))
+    results["max_rss_this_process_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
