@@ -214,3 +214,13 @@ def test_unsigned_edits_are_detected(saved):
     tensors["dense_0/bias"] = tensors["dense_0/bias"] + 1
     save_file(tensors, str(saved / TENSORS))
     refused(saved, "tensor_sha256")
+
+
+def test_scalar_and_per_channel_v0_keep_their_shape(tmp_path):
+    from anytime_snn.testing import dense_bundle
+
+    bundle = dense_bundle((6, 4, 3), seed=0)
+    bundle.layers[1].v0 = np.array([0.1, 0.2, 0.3], np.float32)
+    loaded = load_bundle(save_bundle(bundle, tmp_path / "v0"))
+    assert loaded.layers[0].v0.shape == () and loaded.layers[0].v0 == np.float32(0.5)
+    assert loaded.layers[1].v0.tolist() == pytest.approx([0.1, 0.2, 0.3])

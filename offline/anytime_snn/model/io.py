@@ -46,7 +46,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
         entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind}
         if layer.weighted:
             for key in ("weights", "bias", "v0"):
-                tensors[f"{layer.name}/{key}"] = np.ascontiguousarray(getattr(layer, key), np.float32)
+                tensors[f"{layer.name}/{key}"] = np.array(getattr(layer, key), np.float32, order="C")  # keeps 0-d
                 entry[key] = f"{layer.name}/{key}"
             entry.update(
                 strides=list(layer.strides),

@@ -1,0 +1,51 @@
+"""evaluate / calibrate end to end through the CLI, on real MNIST test images and a small bundle."""
+
+import json
+
+import numpy as np
+import pytest
+
+from anytime_snn import cli, metrics
+from anytime_snn.model import load_bundle, save_bundle
+from anytime_snn.testing import dense_bundle
+
+pytest.importorskip("tensorflow")
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    bundle = dense_bundle((784, 48, 10), seed=3)
+    bundle.timesteps = 12
+    bundle.provenance["ann_accuracy"] = 0.5
+    return save_bundle(bundle, tmp_path / "model")
+
+
+def test_evaluate_writes_consistent_metrics_and_plots(small_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", str(small_model), "--limit", "64", "--out", str(out)]) == 0
+    record = json.loads((out / "evaluation.json").read_text())
+    acc, events = np.array(record["accuracy"]), np.array(record["events_per_step"])
+    assert acc.shape == (12,) and events.shape == (12,) and record["samples"] == 64
+    s = record["summary"]
+    assert s["a_max"] == 0.5  # from the bundle's provenance
+    assert s["P_l"] == pytest.approx(metrics.pareto_latency(acc, 0.5))
+    assert s["P_p"] == pytest.approx(metrics.pareto_power(acc, events, 0.5))
+    assert np.allclose(np.cumsum(events), record["cumulative_events"])
+    assert (out / "accuracy_vs_time.png").stat().st_size > 1000 and (out / "accuracy_vs_events.png").is_file()
+    assert "P_l" in capsys.readouterr().out
+
+
+def test_calibrate_stores_per_step_temperatures(small_model, tmp_path):
+    out = tmp_path / "calibrated"
+    assert cli.main(["calibrate", str(small_model), "--limit", "1000", "--limit-holdout", "100", "--out", str(out)]) == 0
+    b = load_bundle(out)
+    assert b.calibration.inv_temperature.shape == (12,)
+    info = b.provenance["calibration"]
+    assert info["samples"] == 100 and len(info["ece_after"]) == 12
+    assert np.mean(info["ece_after"]) <= np.mean(info["ece_before"]) + 1e-6
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
+    assert cli.main(["evaluate", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
