@@ -94,12 +94,22 @@ class Agent:
                               QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.srv = n.create_client(ClassifyWithDeadline, self._name("classify_with_deadline"))
-        self.act = ActionClient(n, ClassifyAnytime, self._name("classify_anytime"))
+        self.act = ActionClient(n, ClassifyAnytime, self._name("classify_anytime"),
+                                feedback_sub_qos_profile=QoSProfile(depth=1000))
+        # Feedback straight from the action's feedback topic: rclpy's ActionClient drops feedback that
+        # arrives after the result (the result is a service reply and can overtake the last messages).
+        self.raw_feedback: dict[bytes, list] = {}
+        n.create_subscription(ClassifyAnytime.Impl.FeedbackMessage, self._name("classify_anytime/_action/feedback"),
+                              self._on_raw_fb, QoSProfile(depth=1000))
         self.params = n.create_client(SetParameters, self._name("anytime_classifier/set_parameters"))
 
     def _on_cls(self, m):
         with self.lock:
             self.received.append(est_dict(m))
+
+    def _on_raw_fb(self, m):
+        with self.lock:
+            self.raw_feedback.setdefault(bytes(m.goal_id.uuid), []).append(est_dict(m.feedback.estimate))
 
     def _on_diag(self, m):
         with self.lock:
@@ -150,7 +160,7 @@ class Agent:
             self.images, self.labels = load_mnist("test")
         return self.images, self.labels
 
-    def cmd_stream(self, indices, period=0.05, wait_final=True, timeout=10.0, encoding="mono8"):
+    def cmd_stream(self, indices, period=0.5, wait_final=True, timeout=10.0, encoding="mono8"):
         """Publish MNIST test images (stamp = index + 1 ns), re-sending each until its first estimate arrives."""
         images, labels = self._mnist()
         for idx in indices:
@@ -191,6 +201,10 @@ class Agent:
             self.pub.publish(msg)
             time.sleep(0.01)
         return {"ok": True}
+
+    def cmd_received(self, stamps):
+        with self.lock:
+            return {"ok": True, "estimates": [r for r in self.received if r["stamp"] in set(stamps)]}
 
     def cmd_clear(self):
         with self.lock:
@@ -274,8 +288,16 @@ class Agent:
         if not rfut.done():
             return {"ok": False, "error": "action result timed out"}
         res = rfut.result()
-        time.sleep(0.05)  # late feedback
         r = res.result
+        gid = bytes(handle.goal_id.uuid)
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 2.0:
+            with self.lock:
+                raw = list(self.raw_feedback.get(gid, []))
+            if raw and raw[-1]["timestep"] >= r.result.timestep:
+                break
+            time.sleep(0.005)
+        feedback = raw
         return {"ok": True, "status": res.status, "result": est_dict(r.result), "deadline_met": r.deadline_met,
                 "stop_reason": r.stop_reason, "feedback": feedback}
 

@@ -40,6 +40,7 @@ from .model_path import resolve_model
 
 MAX_CHUNK = 64
 MAX_QUERY_ENGINES = 4
+FEEDBACK_DEPTH = 1000
 
 PARAMS = {
     # name: (default, description, extra descriptor fields)
@@ -130,7 +131,9 @@ class AnytimeClassifierNode(Node):
         self.action = ActionServer(self, ClassifyAnytime, "classify_anytime", execute_callback=self._on_action,
                                    goal_callback=lambda _goal: GoalResponse.ACCEPT,
                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT,
-                                   callback_group=self.action_group)
+                                   callback_group=self.action_group,
+                                   # a chunk sends a burst of per-step feedback: keep it all
+                                   feedback_pub_qos_profile=QoSProfile(depth=FEEDBACK_DEPTH))
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._diag_last = (time.monotonic(), 0, 0.0)
@@ -354,6 +357,9 @@ class AnytimeClassifierNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The stream worker, queries and the executor share the GIL: switch often so that a query's deadline
+    # check is not held up for the default 5 ms by another thread.
+    sys.setswitchinterval(0.0005)
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = None
     code = 0

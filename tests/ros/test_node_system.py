@@ -1,0 +1,269 @@
+"""Two real processes over DDS on loopback: the node (started from the launch file) and a client.
+
+The client (``ros_agent.py``) runs inside ``unshare -n`` with a private /dev/shm where permitted
+(see ``sandbox.py``); both processes have ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and ROS_DOMAIN_ID=77.
+Uses the bundled default model when it exists, else a small MNIST SNN built here with NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sandbox import ROOT, Sandbox, unshare_works, workspace_missing
+
+pytestmark = pytest.mark.skipif(workspace_missing() is not None, reason=workspace_missing() or "")
+
+STATUS_SUCCEEDED, STATUS_CANCELED = 4, 5
+N_IMAGES = 30
+
+
+def _load_mnist_or_skip():
+    from anytime_snn.errors import DataError
+
+    try:
+        from anytime_snn.data import load_mnist
+
+        return load_mnist
+    except (ImportError, DataError) as e:  # pragma: no cover
+        pytest.skip(f"MNIST loader unavailable: {e}")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    default = ROOT / "models" / "default"
+    if (default / "manifest.json").is_file():
+        return str(default)
+    from _bundles import random_features_mnist_bundle, save
+
+    load_mnist = _load_mnist_or_skip()
+    try:
+        x, y = load_mnist("train")
+    except Exception as e:
+        pytest.skip(f"MNIST not cached ({e}); run: anytime-snn data fetch mnist")
+    return save(random_features_mnist_bundle(x[:10000], y[:10000]), tmp_path_factory.mktemp("model") / "rf")
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory) -> str:
+    p = tmp_path_factory.mktemp("params") / "params.yaml"
+    p.write_text("/**:\n  ros__parameters:\n    model: default\n    timesteps: 40\n    publish_every: 1\n"
+                 "    frame_policy: latest\n    reset_between_frames: true\n")
+    return str(p)
+
+
+@pytest.fixture(scope="module")
+def box(model_dir, params_file, tmp_path_factory):
+    sb = Sandbox(log_path=str(tmp_path_factory.mktemp("logs") / "node.log"))
+    try:
+        reply = sb.call("start_node", model=model_dir, params_file=params_file)
+        assert reply["ok"], reply
+        yield sb
+    finally:
+        sb.close()
+
+
+def test_sandbox_is_isolated_where_possible():
+    if os.geteuid() == 0 and Path("/usr/bin/unshare").exists():
+        assert unshare_works(), "unshare -n is available as root but failed"
+
+
+def test_stream_confidence_and_accuracy_rise_over_timesteps(box):
+    reply = box.ok("stream", indices=list(range(N_IMAGES)))
+    est, labels = reply["estimates"], reply["labels"]
+    by_frame: dict[int, list] = {}
+    for e in est:
+        by_frame.setdefault(e["stamp"] - 1, []).append(e)
+    assert sorted(by_frame) == list(range(N_IMAGES))
+    correct = np.zeros((N_IMAGES, 40))
+    conf = np.zeros((N_IMAGES, 40))
+    for idx, rows in by_frame.items():
+        # A re-sent image (best effort can lose the first) is a new frame: check the one that ran to its end.
+        seq = max(r["frame_seq"] for r in rows if r["final"])
+        rows = [r for r in rows if r["frame_seq"] == seq]
+        steps = [r["timestep"] for r in rows]
+        assert steps == list(range(1, 41)), f"image {idx}: timesteps {steps}"
+        assert [r["final"] for r in rows] == [False] * 39 + [True]
+        assert all(r["total"] == 40 and r["frame_id"] == "cam" for r in rows)
+        ev = [r["events"] for r in rows]
+        assert ev == sorted(ev) and ev[-1] > 0
+        el = [r["elapsed"] for r in rows]
+        assert el == sorted(el)
+        for r in rows:
+            assert abs(sum(r["scores"]) - 1) < 1e-4 and r["label"] == str(r["top"])
+            correct[idx, r["timestep"] - 1] = r["top"] == labels[idx]
+            conf[idx, r["timestep"] - 1] = r["conf"]
+    acc = correct.mean(axis=0)
+    assert acc[-1] >= 0.8, f"final accuracy {acc[-1]:.2f}"
+    assert acc[-5:].mean() > acc[0], f"accuracy did not improve: {acc}"
+    assert conf[:, -1].mean() > conf[:, 0].mean()
+
+
+def test_service_stop_reasons(box):
+    full = box.ok("service", index=3, max_timesteps=40)
+    assert full["stop_reason"] == "timesteps" and full["result"]["timestep"] == 40 and full["deadline_met"]
+    assert full["result"]["final"] and full["result"]["stamp"] == 4
+
+    short = box.ok("service", index=3, max_timesteps=7)
+    assert short["stop_reason"] == "timesteps" and short["result"]["timestep"] == 7
+
+    limit = full["result"]["events"] // 2
+    ev = box.ok("service", index=3, max_timesteps=40, max_events=limit)
+    assert ev["stop_reason"] == "events" and 0 < ev["result"]["events"] <= limit
+    assert ev["result"]["timestep"] < 40
+
+    conf = box.ok("service", index=3, max_timesteps=40, min_confidence=0.5)
+    assert conf["stop_reason"] == "confidence" and conf["result"]["conf"] >= 0.5
+    assert conf["result"]["timestep"] < 40
+
+    box.ok("service", index=3, budget=0.01)  # warm-up: the first call after discovery is slow
+    for budget in (0.003, 0.02):
+        answers = [box.ok("service", index=3, max_timesteps=1_000_000, budget=budget) for _ in range(5)]
+        assert all(b["stop_reason"] == "budget" and b["result"]["timestep"] >= 1 for b in answers), answers
+        # deadline_met is the node's own check; it agrees with the elapsed time it reports
+        assert all(b["deadline_met"] == (b["result"]["elapsed"] <= budget + 1e-6) for b in answers), answers
+        # The 99 % target is measured by benchmarks/node_bench.py on an idle machine; the test machine is
+        # shared, so here: the typical answer is within budget + 2 ms and none is far off.
+        elapsed = sorted(b["result"]["elapsed"] for b in answers)
+        assert elapsed[2] <= budget + 0.002 and elapsed[-1] < budget + 0.05, elapsed
+        assert sorted(b["rtt"] for b in answers)[2] < budget + 0.01
+
+
+def test_service_uses_latest_frame_and_reports_errors(box):
+    box.ok("stream", indices=[11])
+    latest = box.ok("service", max_timesteps=5)  # height 0 = the latest frame received on the topic
+    assert latest["stop_reason"] == "timesteps" and latest["result"]["stamp"] == 12
+
+    bad = box.ok("service", image=dict(height=2, width=2, encoding="mono8", step=2, data_hex="00" * 3))
+    assert bad["stop_reason"].startswith("rejected image (data_size)") and not bad["deadline_met"]
+    enc = box.ok("service", image=dict(height=1, width=1, encoding="yuv422", step=2, data_hex="0000"))
+    assert "encoding" in enc["stop_reason"]
+    inv = box.ok("service", index=0, min_confidence=1.5)
+    assert inv["stop_reason"].startswith("invalid request") and "min_confidence" in inv["stop_reason"]
+
+
+def test_action_feedback_every_step_and_cancel(box):
+    done = box.ok("action", index=5, max_timesteps=25)
+    assert done["status"] == STATUS_SUCCEEDED and done["stop_reason"] == "timesteps"
+    assert [f["timestep"] for f in done["feedback"]] == list(range(1, 26))
+    assert done["result"]["timestep"] == 25
+    assert done["feedback"][-1]["scores"] == done["result"]["scores"]
+
+    canceled = box.ok("action", index=5, max_timesteps=1_000_000, cancel_after_feedback=5)
+    assert canceled["status"] == STATUS_CANCELED and canceled["stop_reason"] == "canceled"
+    r = canceled["result"]
+    assert 5 <= r["timestep"] < 1_000_000 and r["final"] and abs(sum(r["scores"]) - 1) < 1e-4
+
+    conf = box.ok("action", index=5, max_timesteps=40, min_confidence=0.5)
+    assert conf["stop_reason"] == "confidence" and conf["feedback"][-1]["timestep"] == conf["result"]["timestep"]
+
+
+def test_concurrent_queries_agree(box):
+    reply = box.ok("service_many", n=8, concurrent=4, index=7, max_timesteps=40)
+    answers = reply["answers"]
+    assert len(answers) == 8 and all(a["stop_reason"] == "timesteps" and a["timestep"] == 40 for a in answers)
+    assert len({a["top"] for a in answers}) == 1  # same image, fresh state: same answer on every engine
+
+
+def test_malformed_images_are_rejected_and_the_node_keeps_serving(box):
+    before = box.ok("diagnostics")["values"]
+    nan = np.full((2, 2), np.nan, np.float32).tobytes().hex()
+    bad = [
+        dict(height=28, width=28, encoding="yuv422", step=56, data_hex="00" * (56 * 28)),
+        dict(height=28, width=28, encoding="mono8", step=28, data_hex="00" * 100),
+        dict(height=0, width=0, encoding="mono8", step=0),
+        dict(height=100000, width=100000, encoding="mono8", step=100000, data_hex="00" * 10),
+        dict(height=2, width=2, encoding="32FC1", step=8, data_hex=nan),
+        dict(height=28, width=28, encoding="rgb8", step=20, data_hex="00" * 560),
+    ]
+    for fields in bad:
+        box.ok("publish_raw", count=3, **fields)
+    box.ok("clear")
+    reply = box.ok("stream", indices=[20])  # still serving
+    assert any(e["final"] for e in reply["estimates"])
+    assert box.ok("alive")["running"]
+    after = box.ok("diagnostics")["values"]
+    assert int(after["frames_rejected"]) >= int(before["frames_rejected"]) + len(bad)
+    for reason in ("encoding", "data_size", "size", "non_finite", "step"):
+        assert int(after.get(f"rejected_{reason}", 0)) > 0, after
+    assert "No module named" not in box.ok("log")["log"]
+
+
+@pytest.mark.parametrize("enc", ["rgb8", "bgra8", "mono16", "32FC1"])
+def test_other_encodings_classify_like_mono8(box, enc):
+    def final(**kw):
+        box.ok("clear")
+        return [e for e in box.ok("stream", indices=[2], **kw)["estimates"] if e["final"]][-1]
+
+    ref, got = final(), final(encoding=enc)
+    assert got["timestep"] == ref["timestep"] == 40 and got["top"] == ref["top"]
+    assert np.allclose(got["scores"], ref["scores"], atol=0.02)
+
+
+def test_bad_parameters_rejected_good_ones_applied(box):
+    for params, needle in [({"publish_every": 0}, ""), ({"frame_policy": "oldest"}, "frame_policy"),
+                           ({"timesteps": "many"}, ""), ({"model": "/nonexistent/bundle"}, "does not exist"),
+                           ({"min_confidence": 3.0}, ""), ({"timestep_period": -1.0}, "")]:
+        res = box.ok("set_params", params=params)["results"][0]
+        assert not res["successful"] and needle in res["reason"], (params, res)
+    assert box.ok("alive")["running"]
+    res = box.ok("set_params", params={"publish_every": 8})["results"][0]
+    assert res["successful"], res
+    try:
+        box.ok("clear")
+        est = box.ok("stream", indices=[9])["estimates"]
+        seq = est[-1]["frame_seq"]
+        assert [(e["timestep"], e["final"]) for e in est if e["frame_seq"] == seq] == \
+            [(8, False), (16, False), (24, False), (32, False), (40, True)]
+    finally:
+        assert box.ok("set_params", params={"publish_every": 1})["results"][0]["successful"]
+
+
+def test_policy_latest_preempts_a_paced_frame(box):
+    assert box.ok("set_params", params={"timestep_period": 0.01})["results"][0]["successful"]
+    try:
+        box.ok("clear")
+        box.ok("stream", indices=[13], wait_final=False)  # returns at its first estimate (paced: 10 ms/step)
+        box.ok("stream", indices=[14])  # preempts image 13, runs to its end
+        old = box.ok("received", stamps=[14])["estimates"]
+        new = box.ok("received", stamps=[15])["estimates"]
+    finally:
+        assert box.ok("set_params", params={"timestep_period": 0.0})["results"][0]["successful"]
+    assert old[-1]["final"] and old[-1]["timestep"] < 40, old[-1]
+    assert sum(e["final"] for e in old) == 1
+    final_new = [e for e in new if e["final"]]
+    assert final_new and final_new[-1]["timestep"] == 40
+    assert final_new[-1]["elapsed"] >= 0.4 - 0.02  # paced: 40 steps at 10 ms
+    assert int(box.ok("diagnostics")["values"]["frames_preempted"]) >= 1
+
+
+def test_diagnostics(box):
+    d = box.ok("diagnostics")["values"]
+    assert int(d["frames_processed"]) > N_IMAGES and int(d["queries_served"]) > 10
+    assert float(d["step_rate_hz"]) >= 0 and float(d["first_estimate_latency_ms_median"]) > 0
+    assert d["model"]
+
+
+def test_namespace_sigterm_and_shared_memory(model_dir, params_file, tmp_path):
+    sb = Sandbox(namespace="robot1", log_path=str(tmp_path / "node.log"))
+    try:
+        shm_before = set(sb.ok("shm")["files"])
+        start = sb.ok("start_node", model=model_dir, params_file=params_file)
+        assert "__ns:=/robot1" in start["cmd"]
+        est = sb.ok("stream", indices=[0])["estimates"]  # on /robot1/classification
+        assert est[-1]["final"]
+        shm_running = set(sb.ok("shm")["files"])
+        stop = sb.ok("sigterm")
+        assert stop["returncode"] == 0 and stop["seconds"] < 5, stop
+        assert "Traceback" not in stop["log"], stop["log"]
+        shm_after = set(sb.ok("shm")["files"])
+        if sb.isolated:
+            assert shm_running - shm_before, "the node created no shared-memory files (is SHM transport used?)"
+        # The node's segments are gone; only FastDDS' shared port files may stay.
+        left = {f for f in shm_after - shm_before if "port" not in f}
+        assert not left, f"shared-memory files left by the node: {sorted(left)}"
+    finally:
+        sb.close()
