@@ -121,9 +121,9 @@ DENSE_SPECS = SPECS.map(lambda s: NetSpec(input_shape=(12,), convs=(), dense=s.d
                                           neuron=s.neuron, v0_mode=s.v0_mode, zero_fraction=s.zero_fraction))
 
 
-def _streaming_run(bundle, x, timesteps, chunks):
+def _streaming_run(bundle, x, timesteps, chunks, options=None):
     """Run every sample through the streaming engine with the given chunk sizes; stack like reference."""
-    eng = StreamingEngine(bundle, max_chunk=max(chunks))
+    eng = StreamingEngine(bundle, max_chunk=max(chunks), **(options or {}))
     v_out, events, inputs = [], [], []
     for xi in x:
         eng.reset(xi)
@@ -141,16 +141,32 @@ def _streaming_run(bundle, x, timesteps, chunks):
     return np.stack(v_out, 1), np.stack(events, 1), np.array(inputs)
 
 
-@settings(max_examples=60)
-@given(spec=st.one_of(SPECS, DENSE_SPECS), seed=st.integers(0, 2**16), chunks=st.lists(st.integers(1, 9), min_size=1, max_size=3))
-def test_streaming_engine_matches_reference(spec, seed, chunks):
+def test_event_driven_kernels_agree_with_a_matrix_product():
+    from anytime_snn.sim import kernels
+
+    rng = np.random.default_rng(0)
+    spikes = rng.random((7, 50)) < 0.2
+    weights = (rng.integers(-8, 9, (50, 30)) / 16).astype(np.float32)
+    want = spikes.astype(np.float32) @ weights
+    for fn in (kernels.spike_rows_sum, kernels.numpy_spike_rows_sum):
+        out = np.full((7, 30), np.nan, np.float32)
+        fn(spikes, weights, out)
+        np.testing.assert_array_equal(out, want)
+
+
+@settings(max_examples=50)
+@given(spec=st.one_of(SPECS, DENSE_SPECS), seed=st.integers(0, 2**16), chunks=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       density=st.sampled_from([0.0, 0.15, 2.0]), compiled=st.booleans())
+def test_streaming_engine_matches_reference(spec, seed, chunks, density, compiled):
+    """Every path: GEMM only (density 0), mixed, event-driven only (2.0); numba kernel or NumPy fallback."""
     try:
         bundle = random_bundle(spec, seed)
     except ValueError:  # kernel larger than the shrunken image: not a valid network
         return
     x, timesteps = random_inputs(spec, 3, seed), 14
     ref = reference.simulate(bundle, x, timesteps)
-    v_out, cum_events, input_events = _streaming_run(bundle, x, timesteps, chunks)
+    v_out, cum_events, input_events = _streaming_run(bundle, x, timesteps, chunks,
+                                                     dict(event_density=density, compiled=compiled))
     np.testing.assert_array_equal(v_out, ref.v_out.astype(np.float32))
     np.testing.assert_array_equal(cum_events, np.cumsum(ref.events, axis=0))
     np.testing.assert_array_equal(np.argmax(v_out, -1), ref.predictions)

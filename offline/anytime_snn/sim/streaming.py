@@ -19,7 +19,7 @@ import numpy as np
 
 from ..model.bundle import Bundle
 from ..model.layers import Layer, output_shape
-from . import ops
+from . import kernels, ops
 
 # Below this fraction of active inputs a dense layer sums weight rows instead of running a GEMM.
 EVENT_DRIVEN_DENSITY = 0.15
@@ -37,8 +37,10 @@ class StepBlock:
 class _Population:
     """One weighted layer: its synapses (from the previous layer) and, unless output, NL-IAF state."""
 
-    def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int):
+    def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int, event_density: float,
+                 rows_sum):
         self.layer = layer
+        self.event_density, self.rows_sum = event_density, rows_sum
         self.in_shape = in_shape
         self.out_shape = output_shape(layer, in_shape)
         self.n_in, self.n = math.prod(in_shape), math.prod(self.out_shape)
@@ -63,20 +65,19 @@ class _Population:
         self.refractory[:] = 0
         self.history[:] = 0
 
-    def synaptic_current(self, source: np.ndarray, k: int) -> np.ndarray:
-        """Currents (k, n) = delayed ``source`` (k, n_in) through the synapses, plus bias."""
+    def synaptic_current(self, source: np.ndarray, k: int, spike_count: int = 0) -> np.ndarray:
+        """Currents (k, n) = delayed ``source`` (k, n_in) through the synapses, plus bias.
+
+        ``spike_count`` (number of True in ``source``) chooses between event-driven sums and a GEMM.
+        """
         if self.delay:
             stacked = np.concatenate([self.history, source])
             source, self.history = stacked[:k], stacked[k:].copy()
         out = self.current[:k]
         if self.layer.kind == "dense":
-            rows, cols = np.nonzero(source) if source.dtype == bool else (None, None)
-            if rows is not None and rows.size < EVENT_DRIVEN_DENSITY * source.size:
+            if source.dtype == bool and spike_count < self.event_density * source.size:
                 # Event-driven: each step's current is the sum of the weight rows of the inputs that spiked.
-                out[:] = 0
-                if rows.size:
-                    starts = np.flatnonzero(np.diff(rows, prepend=-1))
-                    out[rows[starts]] = np.add.reduceat(self.weights[cols], starts, axis=0)
+                self.rows_sum(source, self.weights, out)
             else:
                 np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
         else:
@@ -115,16 +116,22 @@ class _Population:
 
 
 class StreamingEngine:
-    """Simulate one input frame at a time; ``advance(k)`` returns the output after each of k steps."""
+    """Simulate one input frame at a time; ``advance(k)`` returns the output after each of k steps.
 
-    def __init__(self, bundle: Bundle, max_chunk: int = 64):
+    ``event_density``: dense layers whose input spike block is sparser than this use event-driven row
+    sums, denser blocks a GEMM. ``compiled``: use the numba kernel for those sums (NumPy otherwise).
+    """
+
+    def __init__(self, bundle: Bundle, max_chunk: int = 64, event_density: float = EVENT_DRIVEN_DENSITY,
+                 compiled: bool = True):
         self.bundle = bundle
+        rows_sum = kernels.spike_rows_sum if compiled else kernels.numpy_spike_rows_sum
         self.max_chunk = max_chunk
         self.num_classes = bundle.num_classes
         shape, self.pops = tuple(bundle.input.shape), []
         for layer in bundle.layers:
             if layer.weighted:
-                self.pops.append(_Population(layer, shape, max_chunk))
+                self.pops.append(_Population(layer, shape, max_chunk, event_density, rows_sum))
             shape = output_shape(layer, shape)
         self.first, self.output = self.pops[0], self.pops[-1]
         self._analog_current = np.zeros(self.first.n, np.float32)
@@ -133,6 +140,7 @@ class StreamingEngine:
         self.events = 0
         self.input_events = 0
         self._steps = np.arange(1, max_chunk + 1, dtype=np.int64)
+        kernels.warm_up()
 
     def reset(self, x: np.ndarray, keep_state: bool = False) -> None:
         """Start a new frame with network input ``x`` (shape ``bundle.input.shape``, float).
@@ -172,7 +180,7 @@ class StreamingEngine:
             rows, cols = np.nonzero(spikes)
             if rows.size:
                 events += np.bincount(rows, weights=nxt.fanout_in[cols], minlength=k)
-            current = nxt.synaptic_current(spikes, k)
+            current = nxt.synaptic_current(spikes, k, rows.size)
         out = self.output
         v_out = np.cumsum(np.concatenate([out.v[None], current]), axis=0, dtype=np.float32)[1:]
         out.v[:] = v_out[-1]
