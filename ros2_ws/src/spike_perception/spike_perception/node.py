@@ -331,7 +331,9 @@ class AnytimeClassifierNode(Node):
             "frames_dropped": st.frames_dropped,
             "frames_preempted": st.frames_preempted,
             "frames_rejected": counters["rejected"],
-            "step_rate_hz": f"{d_steps / d_sec:.0f}" if d_sec > 0 else "0",
+            "step_rate_hz": f"{d_steps / d_sec:.0f}" if d_sec > 0 else "0",  # engine time, last period
+            "steps_total": st.steps,
+            "step_seconds_total": f"{st.step_seconds:.6f}",
             "steps_per_wall_second": f"{d_steps / max(now - t_last, 1e-9):.0f}",
             "first_estimate_latency_ms_median": f"{statistics.median(lat) * 1e3:.3f}" if lat else "nan",
             "estimates_published": st.published,
