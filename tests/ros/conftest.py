@@ -20,6 +20,6 @@ os.environ.setdefault("ROS_DOMAIN_ID", "77")
 
 @pytest.fixture(scope="session")
 def tiny_bundle_dir(tmp_path_factory):
-    from _bundles import save, tiny_bundle
+    from ros_bundles import save, tiny_bundle
 
     return save(tiny_bundle(), tmp_path_factory.mktemp("bundle") / "tiny")

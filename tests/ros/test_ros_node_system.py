@@ -37,7 +37,7 @@ def model_dir(tmp_path_factory) -> str:
     default = ROOT / "models" / "default"
     if (default / "manifest.json").is_file():
         return str(default)
-    from _bundles import random_features_mnist_bundle, save
+    from ros_bundles import random_features_mnist_bundle, save
 
     load_mnist = _load_mnist_or_skip()
     try:
