@@ -250,6 +250,8 @@ def test_diagnostics(box):
 def test_namespace_sigterm_and_shared_memory(model_dir, params_file, tmp_path):
     sb = Sandbox(namespace="robot1", log_path=str(tmp_path / "node.log"))
     try:
+        bad = sb.call("start_node", model=str(tmp_path / "no_such_bundle"), params_file=params_file)
+        assert not bad["ok"] and "exited with 1" in bad["error"] and "does not exist" in bad["log"], bad
         shm_before = set(sb.ok("shm")["files"])
         start = sb.ok("start_node", model=model_dir, params_file=params_file)
         assert "__ns:=/robot1" in start["cmd"]
