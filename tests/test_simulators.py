@@ -148,7 +148,7 @@ def test_event_driven_kernels_agree_with_a_matrix_product():
     spikes = rng.random((7, 50)) < 0.2
     weights = (rng.integers(-8, 9, (50, 30)) / 16).astype(np.float32)
     want = spikes.astype(np.float32) @ weights
-    for fn in (kernels.spike_rows_sum, kernels.numpy_spike_rows_sum):
+    for fn in (kernels.kernel_set(True).spike_rows_sum, kernels.NUMPY.spike_rows_sum):
         out = np.full((7, 30), np.nan, np.float32)
         fn(spikes, weights, out)
         np.testing.assert_array_equal(out, want)

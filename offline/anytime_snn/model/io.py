@@ -99,6 +99,9 @@ def _manifest_digest(manifest: dict) -> str:
 def _atomic_write(target: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; a bundle is an ordinary shared file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,19 +1,59 @@
-"""Compiled event-driven kernels for the streaming engine (numba), with a NumPy fallback.
+"""Inner loops of the streaming engine: compiled with numba, with plain NumPy versions of each.
 
-``spike_rows_sum(spikes, weights, out)``: out[i] = sum of weights[j] over the inputs j that spiked
-at step i. The work is proportional to the number of spikes times the fan-out, reading only the
-weight rows of neurons that fired (no temporary copy). Both versions add rows in ascending j, so
-they give the same floats.
+The two versions compute the same floats (the same float32 operations in the same order), and the
+simulator tests run both against the reference. ``kernel_set(compiled)`` picks one.
+
+- ``integrate``: NL-IAF update of one layer for k steps (paper eq. 1-2, reset, refractory).
+- ``spike_events``: synaptic events per step (spikes x fan-out) and the number of spikes.
+- ``spike_rows_sum``: event-driven synaptic current, out[i] = sum of weights[j] over the j that
+  spiked at step i (reads only the rows of neurons that fired; rows added in ascending j).
+- ``input_current``: the first dense layer's analog current x @ W, skipping zero inputs (camera
+  images are mostly dark), single-threaded.
 """
 
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 
+# ----------------------------------------------------------------------------- NumPy
 
-def numpy_spike_rows_sum(spikes: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+
+def numpy_integrate(current, v, refractory, threshold, subtract, refractory_steps, spikes) -> None:
+    k = current.shape[0]
+    if refractory_steps == 0:
+        for i in range(k):
+            v += current[i]
+            s = spikes[i]
+            np.greater_equal(v, threshold, out=s)
+            if subtract:
+                np.subtract(v, threshold, out=v, where=s)
+            else:
+                np.copyto(v, 0, where=s)
+        return
+    active = np.empty(v.shape, bool)
+    for i in range(k):
+        np.equal(refractory, 0, out=active)
+        np.add(v, current[i], out=v, where=active)
+        np.subtract(refractory, 1, out=refractory, where=~active)
+        s = spikes[i]
+        np.greater_equal(v, threshold, out=s)
+        s &= active
+        if subtract:
+            np.subtract(v, threshold, out=v, where=s)
+        else:
+            np.copyto(v, 0, where=s)
+        np.copyto(refractory, refractory_steps, where=s)
+
+
+def numpy_spike_events(spikes, fanout, events) -> int:
+    events += spikes @ fanout
+    return int(np.count_nonzero(spikes))
+
+
+def numpy_spike_rows_sum(spikes, weights, out) -> None:
     out[:] = 0
     rows, cols = np.nonzero(spikes)
     if rows.size:
@@ -21,30 +61,91 @@ def numpy_spike_rows_sum(spikes: np.ndarray, weights: np.ndarray, out: np.ndarra
         out[rows[starts]] = np.add.reduceat(weights[cols], starts, axis=0)
 
 
+def numpy_input_current(x, weights, out) -> None:
+    nz = np.flatnonzero(x)
+    out[:] = 0
+    for j in nz:  # ascending j, one row at a time: the same float32 sums as the compiled kernel
+        out += x[j] * weights[j]
+
+
+NUMPY = SimpleNamespace(integrate=numpy_integrate, spike_events=numpy_spike_events,
+                        spike_rows_sum=numpy_spike_rows_sum, input_current=numpy_input_current)
+
+# ----------------------------------------------------------------------------- numba
+
+COMPILED_KERNELS = None
 try:
     if os.environ.get("ANYTIME_SNN_NO_NUMBA"):
         raise ImportError("disabled by ANYTIME_SNN_NO_NUMBA")
     import numba
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _numba_spike_rows_sum(spikes, weights, out):  # pragma: no cover - compiled
-        k, n_in = spikes.shape
-        n_out = weights.shape[1]
+    _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+
+    @_jit
+    def _integrate(current, v, refractory, threshold, subtract, refractory_steps, spikes):  # pragma: no cover
+        k, n = current.shape
+        zero = np.float32(0.0)
         for i in range(k):
-            for c in range(n_out):
-                out[i, c] = 0.0
+            for j in range(n):
+                if refractory[j] > 0:
+                    refractory[j] -= 1
+                    spikes[i, j] = False
+                    continue
+                vj = v[j] + current[i, j]
+                if vj >= threshold:
+                    spikes[i, j] = True
+                    vj = vj - threshold if subtract else zero
+                    refractory[j] = refractory_steps
+                else:
+                    spikes[i, j] = False
+                v[j] = vj
+
+    @_jit
+    def _spike_events(spikes, fanout, events):  # pragma: no cover
+        k, n = spikes.shape
+        count = 0
+        for i in range(k):
+            acc = 0.0
+            for j in range(n):
+                if spikes[i, j]:
+                    acc += fanout[j]
+                    count += 1
+            events[i] += acc
+        return count
+
+    @_jit
+    def _spike_rows_sum(spikes, weights, out):  # pragma: no cover
+        k, n_in = spikes.shape
+        for i in range(k):
+            row = out[i]
+            row[:] = 0
             for j in range(n_in):
                 if spikes[i, j]:
-                    for c in range(n_out):
-                        out[i, c] += weights[j, c]
+                    row += weights[j]
 
-    spike_rows_sum = _numba_spike_rows_sum
-    COMPILED = True
+    @_jit
+    def _input_current(x, weights, out):  # pragma: no cover
+        out[:] = 0
+        for j in range(x.shape[0]):
+            if x[j] != 0:
+                out += x[j] * weights[j]
+
+    COMPILED_KERNELS = SimpleNamespace(integrate=_integrate, spike_events=_spike_events,
+                                       spike_rows_sum=_spike_rows_sum, input_current=_input_current)
 except ImportError:  # pragma: no cover - exercised with ANYTIME_SNN_NO_NUMBA=1
-    spike_rows_sum = numpy_spike_rows_sum
-    COMPILED = False
+    pass
+
+COMPILED = COMPILED_KERNELS is not None
 
 
-def warm_up() -> None:
-    """Compile (or load from cache) the kernels now rather than on the first frame."""
-    spike_rows_sum(np.zeros((1, 1), bool), np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
+def kernel_set(compiled: bool = True) -> SimpleNamespace:
+    """The numba kernels (compiled and loaded now, not on the first frame) or the NumPy ones."""
+    if not (compiled and COMPILED):
+        return NUMPY
+    ks = COMPILED_KERNELS
+    b, f = np.zeros((1, 1), bool), np.zeros((1, 1), np.float32)
+    ks.integrate(f, np.zeros(1, np.float32), np.zeros(1, np.int32), np.float32(1), True, 0, b)
+    ks.spike_events(b, np.zeros(1), np.zeros(1))
+    ks.spike_rows_sum(b, f, f.copy())
+    ks.input_current(np.zeros(1, np.float32), f, np.zeros(1, np.float32))
+    return ks

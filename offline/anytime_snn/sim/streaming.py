@@ -38,9 +38,9 @@ class _Population:
     """One weighted layer: its synapses (from the previous layer) and, unless output, NL-IAF state."""
 
     def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int, event_density: float,
-                 rows_sum):
+                 kernels):
         self.layer = layer
-        self.event_density, self.rows_sum = event_density, rows_sum
+        self.event_density, self.kernels = event_density, kernels
         self.in_shape = in_shape
         self.out_shape = output_shape(layer, in_shape)
         self.n_in, self.n = math.prod(in_shape), math.prod(self.out_shape)
@@ -50,14 +50,13 @@ class _Population:
         self.fanout_in = ops.fanout(layer, in_shape).ravel().astype(np.float64)  # events per input spike
         n = layer.neuron
         self.threshold = np.float32(n.threshold)
-        self.subtract = n.reset == "subtract"
+        self.subtract = bool(n.reset == "subtract")
         self.refractory_steps = n.refractory_steps
         self.delay = n.delay_steps
         self.current = np.empty((max_chunk, self.n), np.float32)
         self.spikes = np.zeros((max_chunk, self.n), bool)
         self.v = self.v0.copy()
         self.refractory = np.zeros(self.n, np.int32)
-        self.active = np.ones(self.n, bool)
         self.history = np.zeros((self.delay, self.n_in), bool)  # in-flight spikes (delay line)
 
     def reset_state(self) -> None:
@@ -77,7 +76,7 @@ class _Population:
         if self.layer.kind == "dense":
             if source.dtype == bool and spike_count < self.event_density * source.size:
                 # Event-driven: each step's current is the sum of the weight rows of the inputs that spiked.
-                self.rows_sum(source, self.weights, out)
+                self.kernels.spike_rows_sum(source, self.weights, out)
             else:
                 np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
         else:
@@ -87,31 +86,9 @@ class _Population:
 
     def integrate(self, current: np.ndarray) -> np.ndarray:
         """NL-IAF update for each of the k steps; returns the (k, n) bool spike block."""
-        k = current.shape[0]
-        v, spikes, threshold = self.v, self.spikes[:k], self.threshold
-        if self.refractory_steps == 0:
-            for i in range(k):
-                v += current[i]
-                s = spikes[i]
-                np.greater_equal(v, threshold, out=s)
-                if self.subtract:
-                    np.subtract(v, threshold, out=v, where=s)
-                else:
-                    np.copyto(v, 0, where=s)
-        else:
-            ref, active = self.refractory, self.active
-            for i in range(k):
-                np.equal(ref, 0, out=active)
-                np.add(v, current[i], out=v, where=active)
-                np.subtract(ref, 1, out=ref, where=~active)
-                s = spikes[i]
-                np.greater_equal(v, threshold, out=s)
-                s &= active
-                if self.subtract:
-                    np.subtract(v, threshold, out=v, where=s)
-                else:
-                    np.copyto(v, 0, where=s)
-                np.copyto(ref, self.refractory_steps, where=s)
+        spikes = self.spikes[: current.shape[0]]
+        self.kernels.integrate(current, self.v, self.refractory, self.threshold, self.subtract,
+                               self.refractory_steps, spikes)
         return spikes
 
 
@@ -119,19 +96,19 @@ class StreamingEngine:
     """Simulate one input frame at a time; ``advance(k)`` returns the output after each of k steps.
 
     ``event_density``: dense layers whose input spike block is sparser than this use event-driven row
-    sums, denser blocks a GEMM. ``compiled``: use the numba kernel for those sums (NumPy otherwise).
+    sums, denser blocks a GEMM. ``compiled``: use the numba kernels (:mod:`.kernels`), else NumPy.
     """
 
     def __init__(self, bundle: Bundle, max_chunk: int = 64, event_density: float = EVENT_DRIVEN_DENSITY,
                  compiled: bool = True):
         self.bundle = bundle
-        rows_sum = kernels.spike_rows_sum if compiled else kernels.numpy_spike_rows_sum
+        ks = kernels.kernel_set(compiled)
         self.max_chunk = max_chunk
         self.num_classes = bundle.num_classes
         shape, self.pops = tuple(bundle.input.shape), []
         for layer in bundle.layers:
             if layer.weighted:
-                self.pops.append(_Population(layer, shape, max_chunk, event_density, rows_sum))
+                self.pops.append(_Population(layer, shape, max_chunk, event_density, ks))
             shape = output_shape(layer, shape)
         self.first, self.output = self.pops[0], self.pops[-1]
         self._analog_current = np.zeros(self.first.n, np.float32)
@@ -140,7 +117,7 @@ class StreamingEngine:
         self.events = 0
         self.input_events = 0
         self._steps = np.arange(1, max_chunk + 1, dtype=np.int64)
-        kernels.warm_up()
+        self.kernels = ks
 
     def reset(self, x: np.ndarray, keep_state: bool = False) -> None:
         """Start a new frame with network input ``x`` (shape ``bundle.input.shape``, float).
@@ -156,7 +133,11 @@ class StreamingEngine:
                 pop.reset_state()
         first = self.first
         self._previous_current = self._analog_current if keep_state else np.zeros_like(self._analog_current)
-        self._analog_current = ops.linear(first.layer, x.reshape(1, *first.in_shape)).reshape(-1).astype(np.float32)
+        if first.layer.kind == "dense":
+            self._analog_current = np.empty(first.n, np.float32)
+            self.kernels.input_current(x.reshape(-1), first.weights, self._analog_current)
+        else:
+            self._analog_current = ops.linear(first.layer, x.reshape(1, *first.in_shape)).reshape(-1).astype(np.float32)
         self.input_events = int((x.reshape(-1) != 0) @ first.fanout_in)
         self.t = 0
         self.events = 0
@@ -177,10 +158,8 @@ class StreamingEngine:
         current += first.bias
         for pop, nxt in zip(self.pops[:-1], self.pops[1:]):
             spikes = pop.integrate(current)
-            rows, cols = np.nonzero(spikes)
-            if rows.size:
-                events += np.bincount(rows, weights=nxt.fanout_in[cols], minlength=k)
-            current = nxt.synaptic_current(spikes, k, rows.size)
+            count = self.kernels.spike_events(spikes, nxt.fanout_in, events)
+            current = nxt.synaptic_current(spikes, k, count)
         out = self.output
         v_out = np.cumsum(np.concatenate([out.v[None], current]), axis=0, dtype=np.float32)[1:]
         out.v[:] = v_out[-1]
