@@ -163,6 +163,8 @@ class Agent:
     def cmd_stream(self, indices, period=0.5, wait_final=True, timeout=10.0, encoding="mono8"):
         """Publish MNIST test images (stamp = index + 1 ns), re-sending each until its first estimate arrives."""
         images, labels = self._mnist()
+        with self.lock:
+            first = len(self.received)
         for idx in indices:
             px = images[idx]
             if encoding == "rgb8":
@@ -176,12 +178,14 @@ class Agent:
             msg = image_msg(px, encoding, stamp_ns=idx + 1)
             t0 = time.monotonic()
             done = False
+            with self.lock:
+                start = len(self.received)  # only answers to this publication count
             while not done and time.monotonic() - t0 < timeout:
                 self.pub.publish(msg)
                 t1 = time.monotonic()
                 while time.monotonic() - t1 < period:
                     with self.lock:
-                        mine = [r for r in self.received if r["stamp"] == idx + 1]
+                        mine = [r for r in self.received[start:] if r["stamp"] == idx + 1]
                     if mine and (not wait_final or any(r["final"] for r in mine)):
                         done = True
                         break
@@ -189,7 +193,7 @@ class Agent:
             if not done:
                 return {"ok": False, "error": f"no classification for image {idx}", "log": self.log_tail()}
         with self.lock:
-            got = [r for r in self.received if r["stamp"] in {i + 1 for i in indices}]
+            got = [r for r in self.received[first:] if r["stamp"] in {i + 1 for i in indices}]
         return {"ok": True, "estimates": got, "labels": [int(labels[i]) for i in indices]}
 
     def cmd_publish_raw(self, count=1, **fields):
@@ -300,6 +304,17 @@ class Agent:
         feedback = raw
         return {"ok": True, "status": res.status, "result": est_dict(r.result), "deadline_met": r.deadline_met,
                 "stop_reason": r.stop_reason, "feedback": feedback}
+
+    def cmd_action_async(self, **kw):
+        """Send a goal and return at once (the goal keeps running in the node)."""
+        goal = self._request_fields(ClassifyAnytime.Goal(), **kw)
+        if not self.act.wait_for_server(timeout_sec=5.0):
+            return {"ok": False, "error": "action server not available"}
+        self._pending_goal = self.act.send_goal_async(goal)
+        t0 = time.monotonic()
+        while not self._pending_goal.done() and time.monotonic() - t0 < 5:
+            time.sleep(0.001)
+        return {"ok": self._pending_goal.done() and self._pending_goal.result().accepted}
 
     def cmd_set_params(self, params: dict, timeout=10.0):
         req = SetParameters.Request()

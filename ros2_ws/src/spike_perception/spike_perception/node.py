@@ -9,6 +9,7 @@ query never blocks the stream and several queries run at once.
 from __future__ import annotations
 
 import array
+import signal
 import statistics
 import sys
 import threading
@@ -24,6 +25,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from spike_perception_interfaces.action import ClassifyAnytime
 from spike_perception_interfaces.msg import AnytimeClassification
@@ -39,6 +41,7 @@ from .image_convert import ImageRejected, InputAdapter
 from .model_path import resolve_model
 
 MAX_CHUNK = 64
+SHUTDOWN = "shutdown"  # stop reason of queries interrupted by the node's shutdown
 MAX_QUERY_ENGINES = 4
 FEEDBACK_DEPTH = 1000
 
@@ -134,12 +137,13 @@ class AnytimeClassifierNode(Node):
                                    callback_group=self.action_group,
                                    # a chunk sends a burst of per-step feedback: keep it all
                                    feedback_pub_qos_profile=QoSProfile(depth=FEEDBACK_DEPTH))
+        self._running = True
+        self._queries_in_flight = 0
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._diag_last = (time.monotonic(), 0, 0.0)
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self.stream_group)
 
-        self._running = True
         self._worker = threading.Thread(target=self._work, name="snn-stream", daemon=True)
         self._worker.start()
         self.get_logger().info(
@@ -273,12 +277,22 @@ class AnytimeClassifierNode(Node):
             except ImageRejected as e:
                 self._reject(e)
                 return fail(f"rejected image ({e.reason}): {e}")
+        if should_cancel is None:
+            def should_cancel():
+                return False
+        with self._lock:
+            self._queries_in_flight += 1
         engine = model.acquire()
         try:
             query = Query(engine, model.readout, stop, t_received=t_received, meta=header)
-            out = query.run(x, on_block=on_estimate, should_cancel=should_cancel)
+            # a long query ends at shutdown too (the executor joins its threads on exit)
+            out = query.run(x, on_block=on_estimate, should_cancel=lambda: should_cancel() or not self.alive())
         finally:
             model.release(engine)
+            with self._lock:
+                self._queries_in_flight -= 1
+        if out.stop_reason == CANCELED and not self._running:
+            out.stop_reason = SHUTDOWN
         with self._lock:
             self.counters["queries"] += 1
             if not out.deadline_met:
@@ -297,21 +311,33 @@ class AnytimeClassifierNode(Node):
         def feedback(block, scores, top, conf, n, elapsed):
             fb = ClassifyAnytime.Feedback()
             for i in range(n):
+                if not self.alive():  # shutting down: the publisher is gone
+                    return
                 est = Estimate(timestep=int(block.t[i]), total_timesteps=total, scores=scores[i],
                                top_class=int(top[i]), confidence=float(conf[i]),
                                synaptic_events=int(block.events[i]), elapsed=elapsed,
                                meta=goal_handle.request.image.header)
                 fb.estimate = self._message(est)
-                goal_handle.publish_feedback(fb)
+                try:
+                    goal_handle.publish_feedback(fb)
+                except Exception:  # rclpy raises RCLError once the context is shut down
+                    if self.alive():
+                        raise
+                    return
 
         msg, met, reason = self._run_query(goal_handle.request, t_received, on_estimate=feedback,
                                            should_cancel=lambda: goal_handle.is_cancel_requested)
         result = ClassifyAnytime.Result(result=msg, deadline_met=met, stop_reason=reason)
-        if reason == CANCELED:
+        if reason == CANCELED and goal_handle.is_cancel_requested:
             goal_handle.canceled()
+        elif reason == SHUTDOWN:
+            goal_handle.abort()
         else:
             goal_handle.succeed()
         return result
+
+    def alive(self) -> bool:
+        return self._running and self.context.ok()
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -353,25 +379,44 @@ class AnytimeClassifierNode(Node):
         self.diag_pub.publish(arr)
 
     def stop(self) -> None:
+        """Stop the stream worker; running queries end at their next chunk (stop reason 'shutdown')."""
         self._running = False
         self.processor._wake.set()
         self._worker.join(timeout=2.0)
+
+    @property
+    def queries_in_flight(self) -> int:
+        with self._lock:
+            return self._queries_in_flight
 
 
 def main(argv: list[str] | None = None) -> int:
     # The stream worker, queries and the executor share the GIL: switch often so that a query's deadline
     # check is not held up for the default 5 ms by another thread.
     sys.setswitchinterval(0.0005)
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = None
+    # Our own SIGTERM/SIGINT handling: finish in-flight queries (they stop at the next chunk and still
+    # answer) while the context is valid, then shut down. rclpy's handler would invalidate the context
+    # under the running callbacks.
+    rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    node = executor = None
     code = 0
     try:
         node = AnytimeClassifierNode()
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
-        # spin_once with a timeout (not spin()): SIGTERM/SIGINT shut the context down and we leave promptly.
-        while rclpy.ok():
+        # spin_once with a timeout (not spin()): the stop flag is checked at least every 0.1 s.
+        while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.1)
+        node.stop()
+        t_end = time.monotonic() + 2.0
+        while node.queries_in_flight and time.monotonic() < t_end and rclpy.ok():
+            executor.spin_once(timeout_sec=0.02)
+        t_end = time.monotonic() + 0.2  # let the last replies and goal results go out
+        while time.monotonic() < t_end and rclpy.ok():
+            executor.spin_once(timeout_sec=0.02)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (BundleError, FileNotFoundError, SettingsError) as e:
@@ -380,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if node is not None:
             node.stop()
+            if executor is not None:
+                executor.shutdown(timeout_sec=2.0)
+            node.action.destroy()
             node.destroy_node()
         rclpy.try_shutdown()
     return code
