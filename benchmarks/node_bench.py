@@ -72,7 +72,7 @@ def run(args) -> dict:
     from diagnostic_msgs.msg import DiagnosticArray
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
@@ -212,24 +212,32 @@ def run(args) -> dict:
         results["timestep_rate"] = rates
         set_params(publish_every=1, timesteps=args.timesteps)
 
-        # 3. deadline queries
+        # 3. deadline queries, from a client node spun on this thread (no cross-thread hand-off in the client)
         budgets = [0.002, 0.005, 0.01, 0.02, 0.05]
         rng = np.random.default_rng(0)
+        qnode = Node("node_bench_queries")
+        qex = SingleThreadedExecutor()
+        qex.add_node(qnode)
+        qsrv = qnode.create_client(ClassifyWithDeadline, "classify_with_deadline")
+        if not qsrv.wait_for_service(timeout_sec=10):
+            raise RuntimeError("service not available to the query client")
+
+        def call(req):
+            fut = qsrv.call_async(req)
+            qex.spin_until_future_complete(fut, timeout_sec=5)
+            return fut
+
         for i in range(5):  # warm-up (connection set-up)
             req = ClassifyWithDeadline.Request(image=image(i, 9), max_timesteps=1_000_000)
             req.budget.nanosec = 2_000_000
-            fut = srv.call_async(req)
-            while not fut.done():
-                time.sleep(0.0002)
+            call(req)
         rows = []
         for q in range(args.queries):
             b = float(rng.choice(budgets))
             req = ClassifyWithDeadline.Request(image=image(q, 9), max_timesteps=1_000_000)
             req.budget.nanosec = int(b * 1e9)
             t_call = time.monotonic()
-            fut = srv.call_async(req)
-            while not fut.done():
-                time.sleep(0.0002)
+            fut = call(req)
             rtt = time.monotonic() - t_call
             r = fut.result()
             rows.append((b, rtt, r.deadline_met, r.result.elapsed.nanosec * 1e-9, r.result.timestep,

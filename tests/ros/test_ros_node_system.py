@@ -206,7 +206,8 @@ def test_other_encodings_classify_like_mono8(box, enc):
 def test_bad_parameters_rejected_good_ones_applied(box):
     for params, needle in [({"publish_every": 0}, ""), ({"frame_policy": "oldest"}, "frame_policy"),
                            ({"timesteps": "many"}, ""), ({"model": "/nonexistent/bundle"}, "does not exist"),
-                           ({"min_confidence": 3.0}, ""), ({"timestep_period": -1.0}, "")]:
+                           ({"min_confidence": 3.0}, ""), ({"timestep_period": -1.0}, ""),
+                           ({"deadline_margin": 2.0}, "")]:
         res = box.ok("set_params", params=params)["results"][0]
         assert not res["successful"] and needle in res["reason"], (params, res)
     assert box.ok("alive")["running"]

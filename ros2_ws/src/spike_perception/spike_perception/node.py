@@ -63,6 +63,9 @@ PARAMS = {
     "frame_policy": ("latest", "'latest': a new frame preempts the current one; 'finish': the current frame "
                                "completes, a queue of one holds the newest frame.", {}),
     "reset_between_frames": (True, "false = carry membrane state into the next frame (video streams).", {}),
+    "deadline_margin": (0.001, "Seconds of a query's budget kept for delivering the answer (executor and "
+                               "transport); the node stops computing at budget - deadline_margin.",
+                        dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])),
 }
 
 
@@ -113,6 +116,7 @@ class AnytimeClassifierNode(Node):
         values = {name: self.get_parameter(name).value for name in PARAMS}
         self.model = self._load_model(values["model"])  # raises: no node without a model
         self.settings = self._settings(values, self.model)
+        self.deadline_margin = float(values["deadline_margin"])
         self.stream_group = MutuallyExclusiveCallbackGroup()
         self.service_group = ReentrantCallbackGroup()
         self.action_group = ReentrantCallbackGroup()
@@ -193,6 +197,10 @@ class AnytimeClassifierNode(Node):
             self.processor.replace_engine(model.new_engine(), model.readout)
             self.get_logger().info(f"loaded model {model.path}")
         self.settings = self._pending_settings
+        self.deadline_margin = float(self.get_parameter("deadline_margin").value)
+        for p in params:
+            if p.name == "deadline_margin":
+                self.deadline_margin = float(p.value)
         self.processor.update(self.settings)
 
     # ------------------------------------------------------------------ stream
@@ -284,7 +292,8 @@ class AnytimeClassifierNode(Node):
             self._queries_in_flight += 1
         engine = model.acquire()
         try:
-            query = Query(engine, model.readout, stop, t_received=t_received, meta=header)
+            query = Query(engine, model.readout, stop, t_received=t_received, meta=header,
+                          margin=self.deadline_margin)
             # a long query ends at shutdown too (the executor joins its threads on exit)
             out = query.run(x, on_block=on_estimate, should_cancel=lambda: should_cancel() or not self.alive())
         finally:
