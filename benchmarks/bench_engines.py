@@ -7,8 +7,8 @@
 (c) the dense roofline: the same matrix products with plain BLAS for T full forward passes;
 (d) a plain tf.function + XLA loop over the same network (per step: every layer's product, then the
     IF update; the approach of the paper's simulator) and a plain NumPy matvec loop at batch 1.
-Also memory: peak RSS of the batched engine on 10x the images, and the RSS of a node-like process
-(bundle + streaming engine) and whether it imported TensorFlow.
+Also memory: peak RSS (VmHWM) of the batched engine on 10x the images, and of a node-like process
+(bundle + streaming engine), and whether that one imported TensorFlow.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 
+from anytime_snn.convert.convert import network_input  # noqa: E402
 from anytime_snn.data import load_mnist  # noqa: E402
 from anytime_snn.model import Bundle, InputSpec, Layer, load_bundle  # noqa: E402
 from anytime_snn.sim import ops  # noqa: E402
@@ -191,7 +192,8 @@ def node_process_memory() -> dict:
         "from anytime_snn.sim.streaming import StreamingEngine\n"
         f"b = load_bundle({str(ROOT / 'models' / 'default')!r})\n"
         "e = StreamingEngine(b); e.reset(np.zeros(b.input.shape, np.float32)); e.advance(50)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'tensorflow' in sys.modules)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(hwm, 'tensorflow' in sys.modules)\n"
     )
     if not (ROOT / "models" / "default" / "manifest.json").is_file():
         return {"skipped": "models/default missing"}
@@ -205,9 +207,9 @@ def engine_memory(images: int, steps: int) -> dict:
         "import sys; sys.path.insert(0, %r)\n"
         "from bench_engines import dense_network\n"
         "from anytime_snn.sim.tf_engine import TFEngine\n"
-        "b, _ = dense_network(); x = np.random.default_rng(0).random((%d, 784), dtype=np.float32)\n"
+        "b, _ = dense_network(); x = np.random.default_rng(0).random((%d, *b.input.shape), dtype=np.float32)\n"
         "TFEngine(b).run(x, %d)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     ) % (str(Path(__file__).parent), images, steps)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return {"images": images, "steps": steps, "max_rss_mb": int(out[-1]) / 1024}
@@ -222,15 +224,16 @@ def main() -> int:
     args = ap.parse_args()
 
     images, _ = load_mnist("test")
-    x = (images[: args.images].astype(np.float32) / 255.0)
-    n, steps = x.shape[0], args.steps
+    images = images[: args.images]
+    n, steps = len(images), args.steps
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                      "images": n, "steps": steps}
     dense, dense_name = dense_network()
     conv = conv_network()
     results["dense_model"] = dense_name
 
-    for name, bundle, xin in [("dense", dense, x.reshape(n, -1)), ("conv", conv, x[..., None])]:
+    for name, bundle in [("dense", dense), ("conv", conv)]:
+        xin = network_input(bundle, images)
         r: dict = {}
         t, chunk = tf_engine(bundle, xin, steps)
         r["tf_engine_image_steps_per_s"] = n * steps / t

@@ -256,3 +256,23 @@ def test_streaming_rejects_bad_input():
     with pytest.raises(ValueError, match="k must be"):
         eng.advance(5)
     assert math.isfinite(float(eng.advance(4).v_out.sum()))
+
+
+def test_tf_engine_set_parameters_swaps_weights_without_recompiling():
+    pytest.importorskip("tensorflow")
+    from anytime_snn.sim.tf_engine import TFEngine
+
+    spec = NetSpec(input_shape=(6, 6, 1), convs=(("conv2d", 3, 3, 1, "same"),), dense=(7,), classes=3)
+    a, b = random_bundle(spec, 1), random_bundle(spec, 2)
+    x = random_inputs(spec, 4, 1)
+    engine = TFEngine(a, batch_size=4)
+    first = engine.run(x, 9)
+    engine.set_parameters(b)
+    swapped = engine.run(x, 9, record_v_out=False)
+    fresh = TFEngine(b, batch_size=4).run(x, 9)
+    np.testing.assert_array_equal(swapped.predictions, fresh.predictions)
+    np.testing.assert_array_equal(swapped.events, fresh.events)
+    assert not np.array_equal(first.events, fresh.events)
+    assert engine._function(4, 9, False).experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="same architecture"):
+        engine.set_parameters(random_bundle(NetSpec(input_shape=(6, 6, 1), convs=(), dense=(5,), classes=3), 0))

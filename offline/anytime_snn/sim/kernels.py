@@ -116,12 +116,14 @@ try:
     @_jit
     def _spike_rows_sum(spikes, weights, out):  # pragma: no cover
         k, n_in = spikes.shape
+        m = weights.shape[1]
         for i in range(k):
-            row = out[i]
-            row[:] = 0
+            for c in range(m):
+                out[i, c] = 0
             for j in range(n_in):
                 if spikes[i, j]:
-                    row += weights[j]
+                    for c in range(m):
+                        out[i, c] += weights[j, c]
 
     @_jit
     def _input_current(x, weights, out):  # pragma: no cover

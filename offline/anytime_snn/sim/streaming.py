@@ -22,7 +22,7 @@ from ..model.layers import Layer, output_shape
 from . import kernels, ops
 
 # Below this fraction of active inputs a dense layer sums weight rows instead of running a GEMM.
-EVENT_DRIVEN_DENSITY = 0.15
+EVENT_DRIVEN_DENSITY = 0.3
 
 
 @dataclass

@@ -70,24 +70,47 @@ class TFEngine:
         self.fanouts = fanouts
         # Spikes x fan-out summed in float32 is exact while the largest possible sum is below 2**24.
         self._count_dtype = [tf.float32 if f.sum() + f.size < 2**24 else tf.float64 for f in fanouts]
-        self._fanout_tf = [tf.constant(f, dt) for f, dt in zip(fanouts, self._count_dtype)]
-        self._weights = [tf.constant(layer.weights) for layer in self.layers]
         # Dense layers fed by spikes count events and spikes inside their GEMM: two extra weight columns
         # (the source neurons' fan-out, and ones) give events and spike counts per step for free.
         self._fused = [i > 0 and l.kind == "dense" and l.neuron.delay_steps == 0 and self._count_dtype[i] == tf.float32
                        for i, l in enumerate(self.layers)]
-        self._weights_aug = [
-            tf.constant(np.concatenate([l.weights, fanouts[i][:, None], np.ones((l.weights.shape[0], 1))], 1)
-                        .astype(np.float32)) if self._fused[i] else None
-            for i, l in enumerate(self.layers)]
-        self._bias = [tf.constant(np.broadcast_to(l.bias, s).reshape(-1), tf.float32)
-                      for l, s in zip(self.layers, self.out_shapes)]
-        self._v0 = [tf.constant(np.broadcast_to(l.v0, s).reshape(-1), tf.float32)
-                    for l, s in zip(self.layers, self.out_shapes)]
+        # Parameters live in variables: set_parameters() swaps them without recompiling (the optimizer
+        # evaluates thousands of scalings of the same network).
+        values = self._parameter_values(bundle)
+        self._vars = {key: [None if v is None else tf.Variable(v, trainable=False) for v in vals]
+                      for key, vals in values.items()}
         self.memory_bytes = memory_bytes
         self.batch_size = batch_size
         self._fns: dict[tuple[int, int, bool], tf.types.experimental.GenericFunction] = {}
         self.jit_compile = jit_compile
+
+    def _parameter_values(self, bundle: Bundle) -> dict[str, list]:
+        layers = [layer for layer in bundle.layers if layer.weighted]
+        fanouts = [ops.fanout(layer, s).ravel() for layer, s in zip(layers, self.in_shapes)]
+        return {
+            "weights": [layer.weights.astype(np.float32) for layer in layers],
+            "weights_aug": [np.concatenate([l.weights, fanouts[i][:, None], np.ones((l.weights.shape[0], 1))], 1)
+                            .astype(np.float32) if self._fused[i] else None for i, l in enumerate(layers)],
+            "fanout": [f.astype(dt.as_numpy_dtype) for f, dt in zip(fanouts, self._count_dtype)],
+            "bias": [np.broadcast_to(l.bias, s).reshape(-1).astype(np.float32) for l, s in zip(layers, self.out_shapes)],
+            "v0": [np.broadcast_to(l.v0, s).reshape(-1).astype(np.float32) for l, s in zip(layers, self.out_shapes)],
+        }
+
+    def set_parameters(self, bundle: Bundle) -> None:
+        """Use the weights, biases and V0 of ``bundle`` (same architecture and neuron dynamics) from now on."""
+        layers = [layer for layer in bundle.layers if layer.weighted]
+        same = len(layers) == len(self.layers) and all(
+            a.kind == b.kind and a.weights.shape == b.weights.shape and a.neuron == b.neuron and a.strides == b.strides
+            and a.padding == b.padding for a, b in zip(layers, self.layers))
+        if not same:
+            raise ValueError("set_parameters needs the same architecture and neuron dynamics; build a new TFEngine")
+        for key, vals in self._parameter_values(bundle).items():
+            for var, val in zip(self._vars[key], vals):
+                if var is not None:
+                    var.assign(val)
+        self.bundle = bundle
+        self.layers = layers
+        self.fanouts = [ops.fanout(layer, s).ravel() for layer, s in zip(layers, self.in_shapes)]
 
     # ------------------------------------------------------------------ public
 
@@ -141,7 +164,7 @@ class TFEngine:
 
     def _linear(self, i: int, x: tf.Tensor) -> tf.Tensor:
         """Synaptic map of weighted layer i for a batch x of shape (M, *in_shape); returns (M, n_out)."""
-        layer, w = self.layers[i], self._weights[i]
+        layer, w = self.layers[i], self._vars['weights'][i]
         m = tf.shape(x)[0]
         if layer.kind == "dense":
             return tf.matmul(tf.reshape(x, (m, -1)), w)
@@ -169,27 +192,27 @@ class TFEngine:
             d = layer.neuron.delay_steps
             if i == 0:
                 arrived = tf.cast(steps > d, tf.float32)[:, None, None]
-                current = arrived * analog[None] + self._bias[0]
+                current = arrived * analog[None] + self._vars['bias'][0]
             else:
                 flat = tf.reshape(source, (timesteps * batch, -1))
                 if self._fused[i]:
-                    out = tf.reshape(tf.matmul(flat, self._weights_aug[i]), (timesteps, batch, -1))
+                    out = tf.reshape(tf.matmul(flat, self._vars['weights_aug'][i]), (timesteps, batch, -1))
                     current, ev, count = out[..., :-2], out[..., -2], out[..., -1]
                 else:
                     if d:  # spikes arrive d steps later; events are counted when they are emitted
                         flat = tf.reshape(tf.concat([tf.zeros_like(source[:d]), source[:-d]], axis=0), tf.shape(flat))
                     current = tf.reshape(self._linear(i, flat), (timesteps, batch, -1))
                     dt = self._count_dtype[i]
-                    ev = tf.einsum("tbn,n->tb", tf.cast(source, dt), self._fanout_tf[i])
+                    ev = tf.einsum("tbn,n->tb", tf.cast(source, dt), self._vars['fanout'][i])
                     count = tf.reduce_sum(source, axis=2)
                 events += tf.cast(ev, tf.float64)
                 hidden_spikes.append(count)
-                current = current + self._bias[i]
+                current = current + self._vars['bias'][i]
             if layer.output:
-                v0 = tf.broadcast_to(self._v0[i], tf.shape(current)[1:])[None]
+                v0 = tf.broadcast_to(self._vars['v0'][i], tf.shape(current)[1:])[None]
                 v = tf.cumsum(tf.concat([v0, current], axis=0), axis=0)[1:]  # (V0 + I_1) + I_2 + ...
                 break
-            source = self._dynamics(layer, self._v0[i], current)  # (T, B, n) float32 spikes
+            source = self._dynamics(layer, self._vars['v0'][i], current)  # (T, B, n) float32 spikes
         vmax = tf.reduce_max(v, axis=-1, keepdims=True)
         classes = tf.range(v.shape[-1], dtype=tf.int32)
         preds = tf.reduce_min(tf.where(v == vmax, classes, v.shape[-1]), axis=-1)  # first argmax
