@@ -115,8 +115,10 @@ class AnytimeClassifierNode(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=text, **extra))
         values = {name: self.get_parameter(name).value for name in PARAMS}
         self.model = self._load_model(values["model"])  # raises: no node without a model
+        self._pending_model: _Model | None = None  # validated in the set-parameters callback, applied after
         self.settings = self._settings(values, self.model)
         self.deadline_margin = float(values["deadline_margin"])
+        self._pending_settings = self.settings
         self.stream_group = MutuallyExclusiveCallbackGroup()
         self.service_group = ReentrantCallbackGroup()
         self.action_group = ReentrantCallbackGroup()
@@ -188,8 +190,7 @@ class AnytimeClassifierNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
-        model = getattr(self, "_pending_model", None)
-        self._pending_model = None
+        model, self._pending_model = self._pending_model, None
         if model is not None and any(p.name == "model" for p in params):
             self.model = model
             with self._lock:
