@@ -182,9 +182,9 @@ class Query:
                 if fits < 1 and best is not None:
                     reason = BUDGET
                     break
-                # Spend at most half the time left on one chunk: a slow chunk (the OS took the CPU away)
-                # then costs half the remaining budget, not the deadline.
-                k = max(1, min(k, fits // 2 if best is not None else fits))
+                # Spend at most half the time left on one chunk: a slow chunk (the OS took the CPU away,
+                # or the step-time estimate was low) then costs half the remaining budget, not the deadline.
+                k = max(1, min(k, fits // 2))
             t0 = clock()
             block = engine.advance(k)
             scores, top, conf = self.readout(block)
