@@ -1,0 +1,224 @@
+"""Optimize firing-rate scales H and initial potentials V0 with NLopt Subplex (paper 5.2-5.3).
+
+  anytime-snn optimize models/default --out runs/opt --budgets 100,1000,10000 --subset 1000
+  .venv/bin/mpiexec -n 2 .venv/bin/anytime-snn optimize models/default --out runs/opt   # 2 MPI ranks
+  anytime-snn optimize models/default --out runs/opt --resume                           # after a crash
+
+Minimizes L_SNN = lambda_e M_e + lambda_l P_l + lambda_p P_p on a seeded subset of the training
+split, in phases of increasing granularity (model, layer, neuron), each from the previous phase's
+best point. The start point is the bundle as converted (eta = 1) with V0 = --v0-init. A checkpoint
+is written to DIR every --checkpoint-every simulations; --resume continues exactly.
+
+Writes DIR/bundle (the optimized bundle; its provenance records the optimization), DIR/history.json
+(every objective call), DIR/plots/ (accuracy vs time and vs events before/after, loss vs
+evaluations). See docs/optimize.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+HELP = "optimize firing-rate scales and initial potentials (NLopt Subplex, checkpointed, MPI)"
+
+
+def _floats(text: str, name: str) -> list[float]:
+    from ..errors import ConfigError
+
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as e:
+        raise ConfigError(f"{name} must be comma-separated numbers, got {text!r}") from e
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="bundle directory (the start point, e.g. from `anytime-snn convert`)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output and checkpoint directory")
+    parser.add_argument("--phases", default="model,layer,neuron", help="granularities in order (default model,layer,neuron)")
+    parser.add_argument("--budgets", default="100,1000,10000",
+                        help="objective evaluations per phase (default 100,1000,10000 as the paper)")
+    parser.add_argument("--subset", type=int, default=1000, help="training images simulated per evaluation (default 1000)")
+    parser.add_argument("--timesteps", type=int, help="timesteps per evaluation (default: the bundle's)")
+    parser.add_argument("--lambdas", default="100,1,1e-5",
+                        help="lambda_e,lambda_l,lambda_p of L_SNN (default 100,1,1e-5; see docs/optimize.md)")
+    parser.add_argument("--dynamics", choices=["nl-iaf", "spinnaker"],
+                        help="neuron dynamics to optimize under (default: the bundle's own)")
+    parser.add_argument("--v0-init", type=float, default=0.5,
+                        help="initial V0 as a fraction of the threshold (default 0.5, high-entropy)")
+    parser.add_argument("--a-max", type=float, help="reference accuracy (default: the ANN accuracy in the bundle)")
+    parser.add_argument("--seed", type=int, default=0, help="subset selection and NLopt seed (default 0)")
+    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    parser.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                        help="simulated evaluations between checkpoints (default 10)")
+    parser.add_argument("--dataset", default="mnist", help="training data set (default mnist)")
+    parser.add_argument("--data-path", help="location of CIFAR batches, an npz file or an image folder")
+    parser.add_argument("--test-limit", type=int, default=0, metavar="N",
+                        help="also evaluate before/after on the first N test images (default 0: skip)")
+    parser.add_argument("--batch-size", type=int, help="samples per compiled chunk (default: fit 512 MB)")
+    parser.add_argument("--threads", type=int, help="TensorFlow threads per rank (default: cores / ranks)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _subset(n: int, size: int, seed: int):
+    import numpy as np
+
+    return np.sort(np.random.Generator(np.random.PCG64(seed)).permutation(n)[:size])
+
+
+def _fmt_time(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """One status line per call on a terminal, else a line every ~5 % of a phase and at phase ends."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.tty = quiet, sys.stderr.isatty()
+
+    def __call__(self, info: dict) -> None:
+        if self.quiet:
+            return
+        e, b = info["entry"], info["best"]
+        line = (f"[{info['phase']} {info['call']}/{info['budget']}] loss {e['loss']:.4g} best {b['loss']:.4g} "
+                f"(P_l {b['P_l']:.3f}, P_p {b['P_p']:.4g}, peak acc {b['peak_accuracy'] * 100:.2f} %) "
+                f"| {info['seconds_per_eval']:.2f} s/eval, ETA {_fmt_time(info['eta_s'])}")
+        if self.tty:
+            print("\r" + line[:160].ljust(160), end="", file=sys.stderr, flush=True)
+            if info["call"] == info["budget"]:
+                print(file=sys.stderr)
+        elif info["call"] % max(1, info["budget"] // 20) == 0 or info["call"] == info["budget"]:
+            print(line, file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..convert.convert import network_input
+    from ..data import load_dataset
+    from ..errors import ConfigError
+    from ..model import NeuronConfig, load_bundle, save_bundle
+    from ..optimize import FullState, Objective, OptimizeConfig, Optimizer, distributed_evaluate, world
+    from ..train import configure_tensorflow
+
+    comm = world()
+    configure_tensorflow(args.threads or max(1, (os.cpu_count() or 1) // comm.size))
+    if args.subset < 1:
+        raise ConfigError(f"--subset must be >= 1, got {args.subset}")
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    budgets = _floats(args.budgets, "--budgets")
+    if any(b != int(b) for b in budgets):
+        raise ConfigError(f"--budgets must be whole numbers, got {args.budgets!r}")
+    config = OptimizeConfig(phases=phases, budgets=[int(b) for b in budgets], v0_init=args.v0_init, seed=args.seed,
+                            checkpoint_every=args.checkpoint_every)
+    lambdas = _floats(args.lambdas, "--lambdas")
+
+    bundle = load_bundle(args.model)
+    if args.dynamics == "spinnaker":
+        bundle = bundle.with_neuron(NeuronConfig.spinnaker())
+    elif args.dynamics == "nl-iaf":
+        bundle = bundle.with_neuron(NeuronConfig())
+    timesteps = args.timesteps or bundle.timesteps
+    if timesteps < 1:
+        raise ConfigError(f"--timesteps must be >= 1, got {timesteps}")
+    a_max = args.a_max if args.a_max is not None else bundle.provenance.get("ann_accuracy")
+    if a_max is None:
+        raise ConfigError("the bundle records no ANN accuracy (provenance.ann_accuracy): pass --a-max")
+    data = load_dataset(args.dataset, "train", args.data_path)
+    if args.subset > len(data):
+        raise ConfigError(f"--subset {args.subset} is larger than the training split ({len(data)} images)")
+    idx = _subset(len(data), args.subset, args.seed)
+    x, labels = network_input(bundle, data.images[idx]), data.labels[idx]
+    objective = Objective(bundle, x, labels, timesteps, a_max=a_max, lambdas=lambdas, comm=comm,
+                          max_chunk=args.batch_size)
+    weights_digest = __import__("hashlib").sha256(b"".join(
+        np.ascontiguousarray(getattr(layer, k), np.float32).tobytes() for layer in bundle.weighted_layers
+        for k in ("weights", "bias"))).hexdigest()
+    run_info = {"model_weights_sha256": weights_digest, "dataset": data.name, "data_hash": data.hash(),
+                "subset": args.subset, "timesteps": timesteps, "lambdas": list(objective.lambdas), "a_max": a_max,
+                "dynamics": args.dynamics or "bundle"}
+    out = Path(args.out)
+
+    result, ok, curves = None, 0, {}
+    if comm.rank == 0:
+        try:
+            if not args.quiet:
+                print(f"optimizing {args.model}: {objective.samples} training images x {timesteps} steps, "
+                      f"{comm.size} rank(s), phases {','.join(phases)} budgets {args.budgets}", file=sys.stderr)
+            result = Optimizer(objective, config, out, run_info=run_info, progress=Progress(args.quiet)).run(args.resume)
+            for label, state in (("before", FullState.start(objective.hidden, config.v0_init)), ("after", result.state)):
+                m = objective(state)
+                curves[label] = (m.accuracy, m.events)
+            ok = 1
+        finally:
+            objective.close()
+            comm.Bcast(np.array([ok], np.int64), root=0)
+    else:
+        objective.serve()
+        flag = np.zeros(1, np.int64)
+        comm.Bcast(flag, root=0)
+        if not flag[0]:
+            return 2
+    # Every rank: the final state, then the optional test evaluation (collective).
+    best_flat = result.state.flat() if comm.rank == 0 else np.zeros(objective.size)
+    comm.Bcast(best_flat, root=0)
+    best = FullState.from_flat(objective.hidden, best_flat)
+    start = FullState.start(objective.hidden, config.v0_init)
+    tests = {}
+    if args.test_limit:
+        test = load_dataset(args.dataset, "test", args.data_path, limit=args.test_limit)
+        xt = network_input(bundle, test.images)
+        for label, state in (("before", start), ("after", best)):
+            ev = distributed_evaluate(objective.bundle(state), xt, test.labels, timesteps, a_max=a_max, comm=comm,
+                                      max_chunk=args.batch_size)
+            tests[label] = ev
+    if comm.rank != 0:
+        return 0
+    return _write_outputs(args, out, objective, bundle, config, run_info, result, best, curves, tests)
+
+
+def _write_outputs(args, out, objective, bundle, config, run_info, result, best, curves, tests) -> int:
+    import copy
+
+    from ..model import save_bundle
+    from ..report import plot_curves
+    from ..optimize.plots import plot_loss
+
+    optimized = objective.bundle(best)
+    optimized.provenance = copy.deepcopy(bundle.provenance)
+    summary = {
+        "method": "NLopt LN_SBPLX, phases of increasing granularity over log eta and V0 (paper 5.2-5.3)",
+        "command": "anytime-snn optimize " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "start_model": str(args.model), "config": config.identity(), "run": run_info,
+        "phases": result.phases, "evaluations": result.evaluations,
+        "start": {k: v for k, v in result.start.items() if k not in ("call", "cached", "seconds")},
+        "best": {k: v for k, v in result.best.items() if k not in ("call", "cached", "seconds")},
+        "test": {k: ev.summary for k, ev in tests.items()},
+    }
+    optimized.provenance["optimization"] = summary
+    save_bundle(optimized, out / "bundle")
+    record = {**summary, "seconds_this_run": result.seconds, "simulated_this_run": result.simulated,
+              "history": result.history,
+              "curves": {k: {"accuracy": a.tolist(), "events_per_step": e.tolist()} for k, (a, e) in curves.items()},
+              "test_curves": {k: ev.to_json() for k, ev in tests.items()}}
+    (out / "history.json").write_text(json.dumps(record, indent=1))
+    plots = out / "plots"
+    plot_curves(curves, plots, a_max=objective.a_max,
+                title=f"before/after on {objective.samples} training images (optimization subset)")
+    if tests:
+        plot_curves({k: (ev.accuracy, ev.events) for k, ev in tests.items()}, plots / "test", a_max=objective.a_max,
+                    title=f"before/after on {tests['after'].samples} test images")
+    plot_loss(result.history, plots / "loss_vs_evaluations.png")
+    s, b = result.start, result.best
+    print(f"start: loss {s['loss']:.4g}  P_l {s['P_l']:.3f}  P_p {s['P_p']:.4g}  peak {s['peak_accuracy'] * 100:.2f} %")
+    print(f"best:  loss {b['loss']:.4g}  P_l {b['P_l']:.3f}  P_p {b['P_p']:.4g}  peak {b['peak_accuracy'] * 100:.2f} %"
+          f"  ({result.evaluations} calls, {result.simulated} simulated in this run, {result.seconds:.0f} s)")
+    for k, ev in tests.items():
+        t = ev.summary
+        print(f"test {k}: P_l {t['P_l']:.3f}  P_p {t['P_p']:.4g}  peak {t['peak_accuracy'] * 100:.2f} %")
+    print(f"wrote {out}/bundle, {out}/history.json and {plots}/")
+    return 0

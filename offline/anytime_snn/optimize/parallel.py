@@ -1,0 +1,179 @@
+"""Data-parallel simulation over MPI ranks (mpi4py), and the same code path in one process.
+
+The data set is cut into fixed-size *chunks* whose size depends only on the data and the model
+(never on the number of ranks); each rank simulates a contiguous block of chunks with the same
+compiled engine shape. Per-timestep correct counts, synaptic-event sums and spike counts are int64
+and summed across ranks, so every rank count gives bit-for-bit the same totals as one process.
+
+Without mpi4py, or when not launched by ``mpiexec``, :func:`world` returns a one-rank stand-in and
+nothing changes. Launch with the virtual environment's own launcher::
+
+    .venv/bin/mpiexec -n 2 .venv/bin/anytime-snn optimize ...
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import metrics
+from ..model import Bundle
+
+
+class SingleProcess:
+    """The subset of an mpi4py communicator this package uses, for one process."""
+
+    rank = 0
+    size = 1
+
+    def Allreduce(self, send, recv, op=None):  # noqa: N802 - mpi4py's name
+        recv[...] = send
+
+    def Bcast(self, buf, root=0):  # noqa: N802
+        pass
+
+    def Barrier(self):  # noqa: N802
+        pass
+
+
+def world():
+    """MPI.COMM_WORLD when running under mpiexec with more than one rank, else a :class:`SingleProcess`."""
+    if not any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")):
+        return SingleProcess()  # not launched by mpiexec: don't even load the MPI library
+    try:
+        from mpi4py import MPI
+    except Exception:  # mpi4py missing or its MPI library unloadable: one process
+        return SingleProcess()
+    comm = MPI.COMM_WORLD
+    return comm if comm.Get_size() > 1 else SingleProcess()
+
+
+def allreduce_sum(comm, values: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(values, np.int64)
+    out = np.empty_like(values)
+    if isinstance(comm, SingleProcess):
+        out[...] = values
+    else:
+        from mpi4py import MPI
+
+        comm.Allreduce(values, out, op=MPI.SUM)
+    return out
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How N samples are cut into equal chunks and which chunks each rank simulates."""
+
+    samples: int
+    chunk: int
+    ranks: int
+
+    @classmethod
+    def make(cls, samples: int, max_chunk: int, ranks: int) -> "ChunkPlan":
+        """Chunks of at most ``max_chunk``, as equal as possible (little padding), independent of ``ranks``."""
+        if samples < 1:
+            raise ValueError("need at least one sample")
+        n_chunks = math.ceil(samples / max(1, max_chunk))
+        return cls(samples, math.ceil(samples / n_chunks), ranks)
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(self.samples / self.chunk)
+
+    def shard(self, rank: int) -> slice:
+        """The contiguous range of samples rank ``rank`` simulates (empty when there are more ranks than chunks)."""
+        blocks = [list(b) for b in np.array_split(np.arange(self.n_chunks), self.ranks)]
+        # The engine compiles a smaller shape for a run shorter than one chunk, which could round
+        # differently: a partial last chunk is never simulated alone, it joins the previous block.
+        partial = self.samples % self.chunk != 0
+        last = max(r for r, b in enumerate(blocks) if b)
+        if partial and last > 0 and blocks[last] == [self.n_chunks - 1]:
+            blocks[last - 1] += blocks[last]
+            blocks[last] = []
+        mine = blocks[rank]
+        if not mine:
+            return slice(0, 0)
+        return slice(mine[0] * self.chunk, min(self.samples, (mine[-1] + 1) * self.chunk))
+
+
+@dataclass
+class Totals:
+    """Integer sums over all samples of all ranks."""
+
+    samples: int
+    correct: np.ndarray  # (T,) correct predictions at step t
+    events: np.ndarray  # (T,) synaptic events caused at step t
+    layer_spikes: np.ndarray  # (L_hidden, T) spikes of each hidden layer at step t
+    input_events: int  # analog input MACs
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self.correct / self.samples
+
+    @property
+    def mean_events(self) -> np.ndarray:
+        return self.events / self.samples
+
+
+class ShardedSimulator:
+    """One engine per process; simulates this rank's shard of a fixed data set and sums over ranks.
+
+    Every rank must construct it with the same bundle architecture, data, labels and timesteps, and
+    call :meth:`run` collectively (same order, same number of calls).
+    """
+
+    def __init__(self, bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int, *, comm=None,
+                 max_chunk: int | None = None):
+        from ..sim.tf_engine import TFEngine
+
+        self.comm = comm if comm is not None else SingleProcess()
+        self.timesteps = int(timesteps)
+        probe = TFEngine(bundle)
+        self.plan = ChunkPlan.make(len(labels), max_chunk or probe.chunk_size(self.timesteps), self.comm.size)
+        self.engine = TFEngine(bundle, batch_size=self.plan.chunk)
+        part = self.plan.shard(self.comm.rank)
+        self.x, self.labels = np.asarray(x, np.float32)[part], np.asarray(labels)[part]
+        self.n_hidden = sum(1 for layer in bundle.layers if layer.weighted and not layer.output)
+
+    def run(self, bundle: Bundle) -> Totals:
+        t = self.timesteps
+        if len(self.labels):
+            self.engine.set_parameters(bundle)
+            res = self.engine.run(self.x, t)
+            local = np.concatenate([res.correct(self.labels).astype(np.int64), res.events.sum(axis=1),
+                                    res.layer_spikes.reshape(-1), [res.input_events.sum(), len(self.labels)]])
+        else:
+            local = np.zeros(2 * t + self.n_hidden * t + 2, np.int64)
+        tot = allreduce_sum(self.comm, local)
+        return Totals(samples=int(tot[-1]), correct=tot[:t], events=tot[t:2 * t],
+                      layer_spikes=tot[2 * t:2 * t + self.n_hidden * t].reshape(self.n_hidden, t),
+                      input_events=int(tot[-2]))
+
+
+def distributed_evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int | None = None, *,
+                         a_max: float | None = None, comm=None, max_chunk: int | None = None):
+    """:func:`anytime_snn.evaluate.evaluate` across MPI ranks; every rank gets the same Evaluation.
+
+    Call it on every rank with the same arguments (each rank may load the whole data set; it only
+    simulates its shard). Without MPI it runs in one process. ``v_out`` is not gathered.
+    """
+    from ..evaluate import Evaluation
+
+    comm = comm if comm is not None else world()
+    timesteps = timesteps or bundle.timesteps
+    tot = ShardedSimulator(bundle, x, labels, timesteps, comm=comm, max_chunk=max_chunk).run(bundle)
+    acc = tot.accuracy
+    if a_max is None:
+        a_max = float(bundle.provenance.get("ann_accuracy", acc.max()))
+    sizes = [int(np.prod(s)) for s, layer in zip(bundle.shapes(), bundle.layers) if layer.weighted and not layer.output]
+    rates = tot.layer_spikes / (tot.samples * np.asarray(sizes, np.float64)[:, None]) if sizes else \
+        np.zeros((0, timesteps))
+    return Evaluation(accuracy=acc, events=tot.mean_events, layer_rates=rates,
+                      input_events=tot.input_events / tot.samples, a_max=float(a_max), samples=tot.samples)
+
+
+def summary(tot: Totals, a_max: float) -> dict:
+    return metrics.summarize(tot.accuracy, tot.mean_events, a_max)
