@@ -22,7 +22,6 @@ from pathlib import Path
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", "42")
 
-import numpy as np  # noqa: E402
 
 BAR = " ▁▂▃▄▅▆▇█"
 
