@@ -115,3 +115,16 @@ def test_layouts():
         target_layout((700,), "mono")
     with pytest.raises(ValueError, match="image_shape"):
         target_layout((784,), "mono", [27, 28])
+
+
+@pytest.mark.parametrize("shape", [(480, 640, 3), (13, 9, 1), (28, 28, 1), (100, 30, 3)])
+def test_banded_resize_matches_the_dense_matrices(shape):
+    img = RNG.integers(0, 256, shape, dtype=np.uint8)
+    enc = "rgb8" if shape[2] == 3 else "mono8"
+    x = InputAdapter((28, 28, 1)).convert(shape[0], shape[1], enc, False, shape[1] * shape[2], img.tobytes())
+    f = img.astype(np.float64) / 255
+    ref = np.einsum("ih,hwc,jw->ijc", resize_matrix(shape[0], 28).astype(np.float64), f,
+                    resize_matrix(shape[1], 28).astype(np.float64))
+    if shape[2] == 3:
+        ref = (ref @ [0.299, 0.587, 0.114])[..., None]
+    np.testing.assert_allclose(x, ref, atol=1e-5)

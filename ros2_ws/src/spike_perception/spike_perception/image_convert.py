@@ -43,8 +43,11 @@ class ImageRejected(ValueError):
         super().__init__(message)
 
 
-def decode_image(height: int, width: int, encoding: str, is_bigendian: bool, step: int, data) -> np.ndarray:
-    """Validate the fields of a sensor_msgs/Image and return float32 (H, W, C) intensities, RGB order."""
+def decode_raw(height: int, width: int, encoding: str, is_bigendian: bool, step: int, data):
+    """Validate the fields of a sensor_msgs/Image; return (pixels (H, W, C) in RGB order, scale to [0, 1]).
+
+    ``pixels`` keeps the message's sample type (a view of ``data`` where possible); alpha is dropped.
+    """
     if encoding not in ENCODINGS:
         raise ImageRejected("encoding", f"unsupported encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
     channels, kind, order = ENCODINGS[encoding]
@@ -65,18 +68,24 @@ def decode_image(height: int, width: int, encoding: str, is_bigendian: bool, ste
     if step % itemsize:
         raise ImageRejected("step", f"step {step} is not a multiple of the {itemsize}-byte sample size")
     dtype = np.dtype(kind).newbyteorder(">" if is_bigendian else "<") if itemsize > 1 else np.dtype(kind)
-    rows = np.frombuffer(buf, np.uint8).reshape(height, step)[:, :row_bytes]
-    pixels = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels)
-    if kind == "u1":
-        out = pixels.astype(np.float32) * np.float32(1 / 255)
-    elif kind == "u2":
-        out = pixels.astype(np.float32) * np.float32(1 / 65535)
-    else:
-        out = pixels.astype(np.float32)
-        if not np.isfinite(out).all():
-            raise ImageRejected("non_finite", "32FC1 image contains NaN or infinite values")
+    rows = np.frombuffer(buf, np.uint8).reshape(height, step)
+    if step != row_bytes:
+        rows = np.ascontiguousarray(rows[:, :row_bytes])
+    pixels = rows.view(dtype).reshape(height, width, channels)
+    if kind == "f4" and not np.isfinite(pixels).all():
+        raise ImageRejected("non_finite", "32FC1 image contains NaN or infinite values")
     if order is not None and (order != (0, 1, 2) or channels != 3):
-        out = out[..., list(order)]  # to RGB, dropping alpha
+        pixels = pixels[..., list(order)]  # to RGB, dropping alpha
+    scale = {"u1": 1 / 255, "u2": 1 / 65535, "f4": 1.0}[kind]
+    return pixels, scale
+
+
+def decode_image(height: int, width: int, encoding: str, is_bigendian: bool, step: int, data) -> np.ndarray:
+    """Validate the fields of a sensor_msgs/Image and return float32 (H, W, C) intensities, RGB order."""
+    pixels, scale = decode_raw(height, width, encoding, is_bigendian, step, data)
+    out = pixels.astype(np.float32)
+    if scale != 1.0:
+        out *= np.float32(scale)
     return out
 
 
@@ -102,6 +111,16 @@ def resize_matrix(src: int, dst: int) -> np.ndarray:
             m[i, j0] += 1 - w
             m[i, j1] += w
     return m
+
+
+def _bands(m: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """Each row of a banded (dst, src) matrix as (first column, end column, weights)."""
+    out = []
+    for row in m:
+        nz = np.flatnonzero(row)
+        lo, hi = int(nz[0]), int(nz[-1]) + 1
+        out.append((lo, hi, np.ascontiguousarray(row[lo:hi], np.float32)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,32 +178,43 @@ class InputAdapter:
                    image_shape=bundle.provenance.get("image_shape"))
 
     def _resize(self, img: np.ndarray) -> np.ndarray:
-        h, w = img.shape[:2]
+        """(H, W, C) -> (height, width, C) float32 with the cached separable resize matrices.
+
+        The row pass only touches the rows each output row needs (the matrices are banded), so a
+        camera-sized frame costs a few small products instead of a full GEMM.
+        """
+        h, w, c = img.shape
         lay = self.layout
         if (h, w) == (lay.height, lay.width):
-            return img
+            return img.astype(np.float32, copy=False)
         mats = self._matrices.get((h, w))
         if mats is None:
             if len(self._matrices) > 16:  # a camera changing size every frame must not grow memory
                 self._matrices.clear()
-            mats = self._matrices[(h, w)] = (resize_matrix(h, lay.height), resize_matrix(w, lay.width))
-        rh, rw = mats
-        # (th, h) @ (h, w, c) -> (th, w, c); then along the width axis.
-        tmp = np.tensordot(rh, img, axes=(1, 0))
-        return np.einsum("hwc,vw->hvc", tmp, rw, optimize=True).astype(np.float32, copy=False)
+            mats = self._matrices[(h, w)] = (_bands(resize_matrix(h, lay.height)),
+                                             resize_matrix(w, lay.width).T.copy())
+        bands, rwt = mats
+        flat = img.reshape(h, w * c)
+        rows = np.empty((lay.height, w * c), np.float32)
+        for i, (lo, hi, weights) in enumerate(bands):
+            np.matmul(weights, flat[lo:hi], out=rows[i])
+        cols = np.matmul(rows.reshape(lay.height, w, c).transpose(0, 2, 1), rwt)  # (th, c, tw)
+        return np.ascontiguousarray(cols.transpose(0, 2, 1))
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
+    def __call__(self, img: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Intensities (H, W, C) (times ``scale``) -> network input. Resizing, colour and scaling are
+        linear, so the image is resized first (cheap for camera-sized frames)."""
         lay = self.layout
+        img = self._resize(img)
         c = img.shape[2]
         if lay.channels == 1 and c == 3:
             img = (img @ _LUMA)[..., None]
         elif lay.channels == 3 and c == 1:
             img = np.repeat(img, 3, axis=2)
-        img = self._resize(img)
-        x = (img - self.mean) * self.inv_std
-        x = np.ascontiguousarray(x, np.float32)
-        return x.reshape(self.input_shape)
+        x = (img * np.float32(scale) - self.mean) * self.inv_std
+        return np.ascontiguousarray(x, np.float32).reshape(self.input_shape)
 
     def convert(self, height, width, encoding, is_bigendian, step, data) -> np.ndarray:
         """Decode and adapt in one call; raises :class:`ImageRejected`."""
-        return self(decode_image(height, width, encoding, is_bigendian, step, data))
+        pixels, scale = decode_raw(height, width, encoding, is_bigendian, step, data)
+        return self(pixels, scale)
