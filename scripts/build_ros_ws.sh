@@ -32,7 +32,7 @@ fi
 
 # Skip when neither the package sources, this script nor the interpreter changed.
 stamp_file="$ws/install/.build-stamp"
-stamp="$( (cd "$ws/src" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum;
+stamp="$( (cd "$ws/src" && find -L . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum;
            sha256sum "$root/scripts/build_ros_ws.sh"; "$py" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)"
 if [ "$force" = 0 ] && [ -f "$ws/install/setup.bash" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
   log "ros2_ws is up to date"
