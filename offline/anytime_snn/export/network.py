@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..model.bundle import Bundle
 from ..model.layers import output_shape
 from ..sim import ops
-from .backends import Backend, cell_class, check_limits, profile_for, set_weight_scale, setup
+from .backends import Backend, cell_class, check_limits, profile_for, setup, spinnaker_mapping, weight_setter
 from .connectivity import Synapses, layer_synapses
 
 
@@ -108,9 +108,7 @@ class ExportedNetwork:
         first = self.populations[0]
         d = self.bundle.weighted_layers[0].neuron.delay_steps
         if self.profile.drive == "clock":
-            exc, inh = self.clocks["input"]
-            exc.set(weight=set_weight_scale(first) * np.maximum(drive, 0).reshape(1, -1))
-            inh.set(weight=set_weight_scale(first) * np.minimum(drive, 0).reshape(1, -1))
+            self.clocks["input"](drive)
             first.initialize(v=self.v0[0])
             for pop, v0 in zip(self.populations[1:], self.v0[1:]):
                 pop.initialize(v=v0)
@@ -171,6 +169,22 @@ class ExportedNetwork:
         input_events = (x.reshape(len(x), -1) != 0).astype(np.int64) @ self.input_fanout
         return ExportRun(self.profile.name, self.timesteps, spikes, v_out, events, input_events,
                          time.perf_counter() - t0)
+
+    def map(self, x: np.ndarray | None = None) -> dict:
+        """Run the first sample (or zeros) once without reading results back: on sPyNNaker this partitions,
+        places, routes and generates data (on a virtual board nothing more happens). Returns the mapping."""
+        t0 = time.perf_counter()
+        if x is None:
+            x = np.zeros((1, *self.bundle.input.shape))
+        if self._runs:
+            self.sim.reset()
+        self._prepare_sample(np.asarray(x)[0])
+        self.sim.run((self.timesteps + self.profile.preroll_steps) * self.dt)
+        self._runs += 1
+        out = {"seconds": round(time.perf_counter() - t0, 3)}
+        if self.profile.name == "spinnaker":
+            out.update(spinnaker_mapping())
+        return out
 
     def end(self) -> None:
         self.sim.end()
@@ -307,7 +321,9 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
         input_clock = sim.Population(1, sim.SpikeSourceArray(spike_times=input_times), label="input_clock")
         for i, pop in enumerate(pops):
             _clock_projections(sim, bias_clock, pop, biases[i], dt, f"{weighted[i].name}_bias")
-        clocks["input"] = _clock_projections(sim, input_clock, pops[0], np.zeros(pops[0].size), dt, "input_drive")
+        clocks["input"] = weight_setter(sim, profile, pops[0],
+                                        _clock_projections(sim, input_clock, pops[0], np.zeros(pops[0].size), dt,
+                                                           "input_drive"))
 
     first = weighted[0]
     input_fanout = ops.fanout(first, layers[0][1]).reshape(-1)
