@@ -175,7 +175,7 @@ def test_sparsify_cli_real_mnist(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "small.yaml"), "--epochs", "1", "--train-limit", "2000",
                  "--test-limit", "300", "--out", str(model), "--quiet"]) == 0
     out = tmp_path / "sparse.keras"
-    rc = main(["sparsify", str(model), "--out", str(out), "--lambda-a", "3000", "--lambda-w", "20000", "--epochs", "1", "--learning-rate", "0.05",
+    rc = main(["sparsify", str(model), "--out", str(out), "--lambda-a", "300", "--lambda-w", "5000", "--epochs", "1", "--learning-rate", "0.05",
                "--snn-samples", "50", "--timesteps", "8", "--calibration-samples", "200", "--quiet"])
     assert rc == 0
     rec = json.loads(out.with_suffix(".json").read_text())

@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", help="trained Keras model (.keras) with its .json training record")
     parser.add_argument("--out", required=True, metavar="FILE.keras", help="where to save the sparse model")
     parser.add_argument("--lambda-a", type=float, default=None,
-                        help="weight of the activation penalty L_a (default 1.0, see docs/sparsity.md)")
+                        help="weight of the activation penalty L_a (default 50, see docs/sparsity.md)")
     parser.add_argument("--lambda-w", type=float, default=None,
                         help="weight of the weight penalty L_w (default 1000, see docs/sparsity.md)")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3; 0: only prune)")

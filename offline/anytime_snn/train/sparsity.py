@@ -402,7 +402,7 @@ class _PenaltyLogger(keras.callbacks.Callback):
                     f"{v['accuracy'] * 100:.2f} %, L_a {v['L_a']:.4f}, L_w {v['L_w']:.4g}")
 
 
-DEFAULT_LAMBDA_A = 1.0
+DEFAULT_LAMBDA_A = 50.0
 DEFAULT_LAMBDA_W = 1000.0
 
 
