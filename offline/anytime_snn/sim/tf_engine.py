@@ -129,7 +129,8 @@ class TFEngine:
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         n, chunk = x.shape[0], self.chunk_size(timesteps)
-        chunk = min(chunk, max(n, 1))
+        if not self.batch_size:  # equal chunks: no compute wasted on a padded last chunk
+            chunk = math.ceil(n / math.ceil(max(n, 1) / chunk)) if n else 1
         fn = self._function(chunk, timesteps, record_v_out)
         preds, events, spikes, vouts = [], [], [], []
         for start in range(0, n, chunk):
