@@ -154,9 +154,11 @@ def load_bundle(path: str | os.PathLike, *, max_tensor_bytes: int = MAX_TENSOR_B
     inp = m.sub("input", dict)
     shape = tuple(inp.get_list("shape", int))
     vr = inp.get_list("value_range", (int, float))
+    if len(vr) != 2:
+        raise BundleError("must be [low, high]", path=inp.path, field=inp.name("value_range"))
     input_spec = InputSpec(
         shape=shape,
-        value_range=(float(vr[0]), float(vr[1])) if len(vr) == 2 else _bad(inp, "value_range", "must be [low, high]"),
+        value_range=(float(vr[0]), float(vr[1])),
         mean=float(inp.get("mean", (int, float))),
         std=float(inp.get("std", (int, float))),
         color=inp.get_choice("color", ("mono", "rgb", "raw")),
@@ -216,10 +218,6 @@ def load_bundle(path: str | os.PathLike, *, max_tensor_bytes: int = MAX_TENSOR_B
         raise BundleError("manifest does not match its checksum (corrupted, or edited by hand: load and save "
                           "it with anytime_snn.model to re-sign)", path=str(mpath), field="manifest_sha256")
     return bundle
-
-
-def _bad(f: "_Fields", key: str, message: str):
-    raise BundleError(message, path=f.path, field=f.name(key))
 
 
 def _reject_constant(name: str):
