@@ -3,6 +3,7 @@
 from .backends import BACKENDS, INSTALL, Backend, BackendMissing, import_backend, profile_for
 from .connectivity import Synapses, layer_synapses
 from .network import ExportedNetwork, ExportRun, export
+from .run import run_on_backend
 
 __all__ = ["BACKENDS", "INSTALL", "Backend", "BackendMissing", "ExportRun", "ExportedNetwork", "Synapses",
-           "export", "import_backend", "layer_synapses", "profile_for"]
+           "export", "import_backend", "layer_synapses", "profile_for", "run_on_backend"]
