@@ -63,6 +63,7 @@ def test_missing_backend_names_the_install_command(monkeypatch, capsys, tmp_path
         backends_mod.import_backend("nest")
     from anytime_snn.cli import main
 
-    assert main(["export", str(Path(__file__).resolve().parents[1] / "models" / "default"), "--backend", "brian2", "--images", "1", "--out", str(tmp_path)]) == 2
+    model = str(Path(__file__).resolve().parents[1] / "models" / "default")
+    assert main(["export", model, "--backend", "brian2", "--images", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "brian2" in err and "pynn-requirements.txt" in err

@@ -222,6 +222,10 @@ def _brian2_nonleaky_cell(sim):
 
 def check_limits(profile: Backend, layers, v0s, currents_bound: float) -> list[str]:
     """Warnings about values the back end cannot represent (only sPyNNaker has such limits here)."""
+    if profile.name == "brian2":
+        n = sum(len(syn) for _, syn in layers)
+        return [f"{n} synapses: PyNN's Brian2 back end creates them one by one (~1 ms each here, ~{n / 60e3:.0f} min)"
+                ] if n > 100_000 else []
     if profile.name != "spinnaker":
         return []
     out = []

@@ -33,7 +33,7 @@ from ..model.bundle import Bundle
 from ..model.layers import output_shape
 from ..sim import ops
 from .backends import Backend, cell_class, check_limits, profile_for, setup, spinnaker_mapping, weight_setter
-from .connectivity import Synapses, layer_synapses
+from .connectivity import layer_synapses
 
 
 @dataclass
@@ -259,14 +259,13 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
     if profile.name == "generic":
         warnings.warn(f"{getattr(sim, '__name__', sim)}: unknown PyNN back end; timing not validated")
 
-    shapes, shape = [], tuple(bundle.input.shape)
+    shape = tuple(bundle.input.shape)
     layers = []
     for layer in bundle.layers:
         out = output_shape(layer, shape)
         if layer.weighted:
             layers.append((layer, shape, out))
-        shape = out if layer.weighted else (math.prod(shape),) if layer.kind == "flatten" else out
-        shapes.append(shape)
+        shape = out
     weighted = [l for l, _, _ in layers]
     n_layers = len(layers)
     setup(sim, profile, dt, n_layers=n_layers)
@@ -279,7 +278,8 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
     pops, maps, fanouts, syn_lists = [], [], [], []
     for i, (layer, in_shape, out) in enumerate(layers):
         n = layer.neuron
-        refractory = 0 if layer.output or profile.refractory_by_reset else n.refractory_steps + profile.refractory_offset
+        refractory = (0 if layer.output or profile.refractory_by_reset
+                      else n.refractory_steps + profile.refractory_offset)
         v_reset = -biases[i] * dt if profile.refractory_by_reset and not layer.output else 0.0
         params = dict(v_rest=0.0, v_reset=v_reset, cm=1.0, tau_m=profile.tau_m,
                       v_thresh=profile.never_fires if layer.output else float(n.threshold),
@@ -333,7 +333,8 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
     for w in warns:
         log(f"  warning: {w}")
     net = ExportedNetwork(bundle=bundle, sim=sim, profile=profile, timesteps=T, dt=dt, populations=pops,
-                          layer_maps=maps, first_weights=first, first_in_shape=layers[0][1], fanouts=fanouts, input_fanout=input_fanout,
+                          layer_maps=maps, first_weights=first, first_in_shape=layers[0][1], fanouts=fanouts,
+                          input_fanout=input_fanout,
                           v0=v0s, bias=biases, clocks=clocks, warnings=warns)
     net.build_seconds = time.perf_counter() - t0
     return net
