@@ -502,7 +502,11 @@ def finetune(model_path, out, *, lambda_a: float = DEFAULT_LAMBDA_A, lambda_w: f
     val_acc = evaluate_accuracy(model, val_ds) if val_ds is not None else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
+    # Saved without the fine-tuning optimizer (whose state excludes the frozen gammas and would not
+    # match a fresh build): a plain copy with the same weights, BN statistics and exact zeros.
+    plain = keras.models.clone_model(model)
+    plain.set_weights(model.get_weights())
+    plain.save(out)
     import tensorflow as tf
 
     cfg_dict = cfg.to_dict()
