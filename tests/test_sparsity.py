@@ -35,7 +35,8 @@ def dense_model():
 
 
 def conv_model():
-    """Input(3,3,1) -> Conv(2 ch, 2x2 valid: 2x2 output) -> BN -> ReLU -> Flatten -> Dense(2) -> BN -> ReLU -> Dense(2)."""
+    """Input(3,3,1) -> Conv(2 ch, 2x2 valid: 2x2 output) -> BN -> ReLU -> Flatten -> Dense(2) -> BN -> ReLU
+    -> Dense(2)."""
     L = keras.layers
     m = keras.Sequential([
         keras.Input((3, 3, 1)), L.Conv2D(2, 2, use_bias=False, name="conv"), L.BatchNormalization(name="conv_bn"),
@@ -175,7 +176,8 @@ def test_sparsify_cli_real_mnist(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "small.yaml"), "--epochs", "1", "--train-limit", "2000",
                  "--test-limit", "300", "--out", str(model), "--quiet"]) == 0
     out = tmp_path / "sparse.keras"
-    rc = main(["sparsify", str(model), "--out", str(out), "--lambda-a", "300", "--lambda-w", "5000", "--epochs", "1", "--learning-rate", "0.05",
+    rc = main(["sparsify", str(model), "--out", str(out), "--lambda-a", "300", "--lambda-w", "5000", "--epochs", "1",
+               "--learning-rate", "0.05",
                "--snn-samples", "50", "--timesteps", "8", "--calibration-samples", "200", "--quiet"])
     assert rc == 0
     rec = json.loads(out.with_suffix(".json").read_text())

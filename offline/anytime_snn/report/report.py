@@ -153,7 +153,8 @@ def write_report(paths, out_dir: str | Path, *, labels: list[str] | None = None,
     plots = plot_curves({r.label: (r.accuracy, r.events) for r in runs}, out, a_max=a_max, title=title)
     lines = [f"# {title}", ""]
     lines += [f"{len(runs)} evaluation record(s). a_t is the accuracy after t timesteps, e_t the mean synaptic "
-              "events per sample at step t; P_l = Σ_t (a_max − a_t), P_p = Σ_t e_t (a_max − a_t) (paper eq. 4–5), "
+              "events per sample at step t; P_l = Σ_t (a_max − a_t), P_p = Σ_t e_t (a_max − a_t) "
+              "(paper eq. 4–5), "
               "M_e = min_t (1 − a_t); events / inference = Σ_t e_t.", ""]
     if a_max is None:
         lines += ["The runs use different a_max (each its own ANN accuracy); the plots show no ANN line.", ""]

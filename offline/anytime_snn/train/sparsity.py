@@ -396,7 +396,8 @@ class _PenaltyLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         v = {"epoch": epoch + 1, "L_a": activation_penalty(self.model), "L_w": weight_penalty(self.model),
-             "loss": float((logs or {}).get("loss", float("nan"))), "accuracy": float((logs or {}).get("accuracy", float("nan")))}
+             "loss": float((logs or {}).get("loss", float("nan"))),
+             "accuracy": float((logs or {}).get("accuracy", float("nan")))}
         self.values.append(v)
         self.log_fn(f"  epoch {v['epoch']}: loss {v['loss']:.4f} (with penalties), train accuracy "
                     f"{v['accuracy'] * 100:.2f} %, L_a {v['L_a']:.4f}, L_w {v['L_w']:.4g}")
@@ -426,7 +427,8 @@ def finetune(model_path, out, *, lambda_a: float = DEFAULT_LAMBDA_A, lambda_w: f
     from pathlib import Path
 
     from .config import TrainConfig, config_from_dict
-    from .trainer import compile_model, configure_tensorflow, evaluate_accuracy, load_split_data, make_datasets, record_path
+    from .trainer import (compile_model, configure_tensorflow, evaluate_accuracy, load_split_data, make_datasets,
+                          record_path)
 
     model_path, out = Path(model_path), Path(out)
     if out.suffix != ".keras":
@@ -466,7 +468,8 @@ def finetune(model_path, out, *, lambda_a: float = DEFAULT_LAMBDA_A, lambda_w: f
     calibration = train_ds.images[:calibration_samples]
 
     sparsity_terms(model)  # fails early, by name, on unsupported structure
-    log(f"loaded {model_path} ({model.count_params()} parameters); {len(train_ds)} training, {len(test_ds)} test images")
+    log(f"loaded {model_path} ({model.count_params()} parameters); {len(train_ds)} training, "
+        f"{len(test_ds)} test images")
     acc0 = evaluate_accuracy(model, test_ds)
     notes = fix_gamma(model)
     for note in notes:
