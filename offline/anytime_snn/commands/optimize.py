@@ -16,12 +16,14 @@ evaluations). See docs/optimize.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
+
+import numpy as np
 
 HELP = "optimize firing-rate scales and initial potentials (NLopt Subplex, checkpointed, MPI)"
 
@@ -49,7 +51,11 @@ def add_arguments(parser) -> None:
                         help="neuron dynamics to optimize under (default: the bundle's own)")
     parser.add_argument("--v0-init", type=float, default=0.5,
                         help="initial V0 as a fraction of the threshold (default 0.5, high-entropy)")
-    parser.add_argument("--a-max", type=float, help="reference accuracy (default: the ANN accuracy in the bundle)")
+    parser.add_argument("--a-max", default="1", metavar="1|ann|provenance|ACC",
+                        help="a_max of P_l and P_p: 1 (default: every step's shortfall from perfect accuracy, so "
+                             "extra events never lower the loss), 'ann' the ANN's accuracy on the very images "
+                             "simulated, 'provenance' the ANN test accuracy recorded in the bundle, or a number. "
+                             "Reports on test images (--test-limit) always use the ANN's accuracy on them")
     parser.add_argument("--seed", type=int, default=0, help="subset selection and NLopt seed (default 0)")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     parser.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
@@ -64,9 +70,28 @@ def add_arguments(parser) -> None:
 
 
 def _subset(n: int, size: int, seed: int):
-    import numpy as np
-
     return np.sort(np.random.Generator(np.random.PCG64(seed)).permutation(n)[:size])
+
+
+def _a_max(choice: str, bundle, x, labels) -> float:
+    """The reference accuracy: the ANN on these images, the recorded ANN test accuracy, or a number."""
+    from ..convert.normalize import ann_forward
+    from ..errors import ConfigError
+
+    if choice == "ann":
+        pred = [ann_forward(bundle.layers, x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)]
+        return float((np.concatenate(pred) == labels).mean())
+    if choice == "provenance":
+        if "ann_accuracy" not in bundle.provenance:
+            raise ConfigError("the bundle records no ANN accuracy (provenance.ann_accuracy): use --a-max ann")
+        return float(bundle.provenance["ann_accuracy"])
+    try:
+        value = float(choice)
+    except ValueError:
+        raise ConfigError(f"--a-max must be 'ann', 'provenance' or an accuracy in (0, 1], got {choice!r}") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"--a-max must be an accuracy in (0, 1], got {value}")
+    return value
 
 
 def _fmt_time(s: float) -> str:
@@ -96,13 +121,12 @@ class Progress:
 
 
 def run(args) -> int:
-    import numpy as np
-
     from ..convert.convert import network_input
     from ..data import load_dataset
     from ..errors import ConfigError
-    from ..model import NeuronConfig, load_bundle, save_bundle
-    from ..optimize import FullState, Objective, OptimizeConfig, Optimizer, distributed_evaluate, world
+    from ..model import NeuronConfig, load_bundle
+    from ..optimize import FullState, Objective, OptimizeConfig, Optimizer, ShardedSimulator, world
+    from ..optimize.parallel import evaluation
     from ..train import configure_tensorflow
 
     comm = world()
@@ -125,22 +149,20 @@ def run(args) -> int:
     timesteps = args.timesteps or bundle.timesteps
     if timesteps < 1:
         raise ConfigError(f"--timesteps must be >= 1, got {timesteps}")
-    a_max = args.a_max if args.a_max is not None else bundle.provenance.get("ann_accuracy")
-    if a_max is None:
-        raise ConfigError("the bundle records no ANN accuracy (provenance.ann_accuracy): pass --a-max")
     data = load_dataset(args.dataset, "train", args.data_path)
     if args.subset > len(data):
         raise ConfigError(f"--subset {args.subset} is larger than the training split ({len(data)} images)")
     idx = _subset(len(data), args.subset, args.seed)
     x, labels = network_input(bundle, data.images[idx]), data.labels[idx]
+    a_max = _a_max(args.a_max, bundle, x, labels)
     objective = Objective(bundle, x, labels, timesteps, a_max=a_max, lambdas=lambdas, comm=comm,
                           max_chunk=args.batch_size)
-    weights_digest = __import__("hashlib").sha256(b"".join(
+    weights_digest = hashlib.sha256(b"".join(
         np.ascontiguousarray(getattr(layer, k), np.float32).tobytes() for layer in bundle.weighted_layers
         for k in ("weights", "bias"))).hexdigest()
     run_info = {"model_weights_sha256": weights_digest, "dataset": data.name, "data_hash": data.hash(),
                 "subset": args.subset, "timesteps": timesteps, "lambdas": list(objective.lambdas), "a_max": a_max,
-                "dynamics": args.dynamics or "bundle"}
+                "dynamics": args.dynamics or "bundle", "a_max_rule": args.a_max}
     out = Path(args.out)
 
     result, ok, curves = None, 0, {}
@@ -172,10 +194,11 @@ def run(args) -> int:
     if args.test_limit:
         test = load_dataset(args.dataset, "test", args.data_path, limit=args.test_limit)
         xt = network_input(bundle, test.images)
+        a_max_test = _a_max("ann", bundle, xt, test.labels)
+        sim = ShardedSimulator(bundle, xt, test.labels, timesteps, comm=comm, max_chunk=args.batch_size)
         for label, state in (("before", start), ("after", best)):
-            ev = distributed_evaluate(objective.bundle(state), xt, test.labels, timesteps, a_max=a_max, comm=comm,
-                                      max_chunk=args.batch_size)
-            tests[label] = ev
+            optimized = objective.bundle(state)
+            tests[label] = evaluation(sim.run(optimized), optimized, a_max_test)
     if comm.rank != 0:
         return 0
     return _write_outputs(args, out, objective, bundle, config, run_info, result, best, curves, tests)
@@ -185,8 +208,8 @@ def _write_outputs(args, out, objective, bundle, config, run_info, result, best,
     import copy
 
     from ..model import save_bundle
-    from ..report import plot_curves
     from ..optimize.plots import plot_loss
+    from ..report import plot_curves
 
     optimized = objective.bundle(best)
     optimized.provenance = copy.deepcopy(bundle.provenance)
@@ -210,7 +233,7 @@ def _write_outputs(args, out, objective, bundle, config, run_info, result, best,
     plot_curves(curves, plots, a_max=objective.a_max,
                 title=f"before/after on {objective.samples} training images (optimization subset)")
     if tests:
-        plot_curves({k: (ev.accuracy, ev.events) for k, ev in tests.items()}, plots / "test", a_max=objective.a_max,
+        plot_curves({k: (ev.accuracy, ev.events) for k, ev in tests.items()}, plots / "test", a_max=tests["after"].a_max,
                     title=f"before/after on {tests['after'].samples} test images")
     plot_loss(result.history, plots / "loss_vs_evaluations.png")
     s, b = result.start, result.best

@@ -160,17 +160,22 @@ def distributed_evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, time
     Call it on every rank with the same arguments (each rank may load the whole data set; it only
     simulates its shard). Without MPI it runs in one process. ``v_out`` is not gathered.
     """
-    from ..evaluate import Evaluation
-
     comm = comm if comm is not None else world()
     timesteps = timesteps or bundle.timesteps
     tot = ShardedSimulator(bundle, x, labels, timesteps, comm=comm, max_chunk=max_chunk).run(bundle)
+    return evaluation(tot, bundle, a_max)
+
+
+def evaluation(tot: Totals, bundle: Bundle, a_max: float | None = None):
+    """The :class:`~anytime_snn.evaluate.Evaluation` of summed totals (a_max: the bundle's ANN accuracy)."""
+    from ..evaluate import Evaluation
+
     acc = tot.accuracy
     if a_max is None:
         a_max = float(bundle.provenance.get("ann_accuracy", acc.max()))
     sizes = [int(np.prod(s)) for s, layer in zip(bundle.shapes(), bundle.layers) if layer.weighted and not layer.output]
     rates = tot.layer_spikes / (tot.samples * np.asarray(sizes, np.float64)[:, None]) if sizes else \
-        np.zeros((0, timesteps))
+        np.zeros((0, acc.size))
     return Evaluation(accuracy=acc, events=tot.mean_events, layer_rates=rates,
                       input_events=tot.input_events / tot.samples, a_max=float(a_max), samples=tot.samples)
 

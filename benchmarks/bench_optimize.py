@@ -1,0 +1,124 @@
+"""Seconds per L_SNN evaluation of the optimizer, in one process or across MPI ranks.
+
+  .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50
+  .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50
+  .venv/bin/python benchmarks/bench_optimize.py --compare BASELINE OTHER... --test-images 2000
+
+Evaluates the start point and a few seeded perturbations of it (neuron-level log eta and V0) on the
+bundled dense MNIST model, after one warm-up evaluation (XLA compilation). Prints one JSON line:
+seconds per evaluation (median) and every loss, so runs at different rank counts can be checked
+for bit-identical objective values.
+
+With --compare, evaluates bundles on the first N MNIST test images instead and prints, for each,
+P_l, P_p, peak accuracy (a_max = the ANN's accuracy on those images, and a_max = 1) and the ratios
+baseline / bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(ROOT / "models" / "default"))
+    p.add_argument("--subset", type=int, default=1000)
+    p.add_argument("--timesteps", type=int, default=50)
+    p.add_argument("--evals", type=int, default=4)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", help="append the result line to this file")
+    p.add_argument("--compare", nargs="+", metavar="BUNDLE", help="baseline bundle, then the bundles to compare")
+    p.add_argument("--test-images", type=int, default=2000)
+    args = p.parse_args()
+    if args.compare:
+        return compare(args)
+
+    from anytime_snn.convert.convert import network_input
+    from anytime_snn.data import load_dataset
+    from anytime_snn.model import load_bundle
+    from anytime_snn.optimize import FullState, Objective, world
+    from anytime_snn.train import configure_tensorflow
+
+    comm = world()
+    configure_tensorflow(args.threads or max(1, (os.cpu_count() or 1) // comm.size))
+    bundle = load_bundle(args.model)
+    data = load_dataset("mnist", "train")
+    idx = np.sort(np.random.Generator(np.random.PCG64(0)).permutation(len(data))[:args.subset])
+    obj = Objective(bundle, network_input(bundle, data.images[idx]), data.labels[idx], args.timesteps,
+                    a_max=bundle.provenance["ann_accuracy"], comm=comm)
+    if comm.rank:
+        obj.serve()
+        return 0
+    rng = np.random.default_rng(0)
+    start = FullState.start(obj.hidden, 0.5)
+    states = [start] + [FullState([e + rng.normal(0, 0.1, e.shape) for e in start.log_eta],
+                                  [np.clip(v + rng.normal(0, 0.1, v.shape), 0, 1) for v in start.v0])
+                        for _ in range(args.evals - 1)]
+    t0 = time.perf_counter()
+    obj(start)  # warm-up: compilation
+    warm = time.perf_counter() - t0
+    seconds, losses = [], []
+    for s in states:
+        t0 = time.perf_counter()
+        losses.append(obj(s).loss)
+        seconds.append(time.perf_counter() - t0)
+    obj.close()
+    out = {"ranks": comm.size, "subset": args.subset, "timesteps": args.timesteps, "chunk": obj.sim.plan.chunk,
+           "first_eval_s": warm, "seconds_per_eval_median": statistics.median(seconds), "seconds": seconds,
+           "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0]}
+    print(json.dumps(out))
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(out) + "\n")
+    return 0
+
+
+def compare(args) -> int:
+    from anytime_snn import metrics
+    from anytime_snn.convert.convert import network_input
+    from anytime_snn.convert.normalize import ann_forward
+    from anytime_snn.data import load_dataset
+    from anytime_snn.model import load_bundle
+    from anytime_snn.optimize import distributed_evaluate
+    from anytime_snn.train import configure_tensorflow
+
+    configure_tensorflow(args.threads or os.cpu_count() or 1)
+    test = load_dataset("mnist", "test", limit=args.test_images)
+    rows = []
+    for path in args.compare:
+        b = load_bundle(path)
+        x = network_input(b, test.images)
+        ann = float((ann_forward(b.layers, x).argmax(1) == test.labels).mean())
+        ev = distributed_evaluate(b, x, test.labels, args.timesteps, a_max=ann)
+        row = {"bundle": path, "images": len(test), "timesteps": args.timesteps, "ann_accuracy": ann,
+               "peak_accuracy": float(ev.accuracy.max()), "peak_timestep": int(ev.accuracy.argmax()) + 1,
+               "final_accuracy": float(ev.accuracy[-1]), "events_per_sample": float(ev.events.sum()),
+               "P_l": metrics.pareto_latency(ev.accuracy, ann), "P_p": metrics.pareto_power(ev.accuracy, ev.events, ann),
+               "P_l_amax1": metrics.pareto_latency(ev.accuracy, 1.0),
+               "P_p_amax1": metrics.pareto_power(ev.accuracy, ev.events, 1.0),
+               "accuracy_at": {t: float(ev.accuracy[t - 1]) for t in (1, 2, 3, 5, 10, 20, 50) if t <= args.timesteps}}
+        rows.append(row)
+    base = rows[0]
+    for row in rows:
+        for k in ("P_l", "P_p", "P_l_amax1", "P_p_amax1"):
+            row[f"{k}_ratio_baseline_over_this"] = base[k] / row[k] if row[k] else None
+        print(json.dumps(row))
+    if args.json:
+        with open(args.json, "a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
