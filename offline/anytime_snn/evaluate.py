@@ -59,3 +59,22 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int |
         samples=len(labels),
         v_out=res.v_out,
     )
+
+
+def evaluate_on_backend(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str, timesteps: int | None = None,
+                        *, a_max: float | None = None, progress=None) -> tuple[Evaluation, str]:
+    """The same evaluation on a PyNN back end ('nest', 'brian2', 'spinnaker') through our export.
+
+    The bundle runs with SpiNNaker dynamics (the only dynamics PyNN cells implement). Returns the
+    evaluation and the back end's note on how events were counted.
+    """
+    from .export import run_on_backend
+
+    timesteps = timesteps or bundle.timesteps
+    res = run_on_backend(bundle, x, backend, timesteps, progress=progress)
+    acc = (res.predictions == np.asarray(labels)[None, :]).mean(axis=1)
+    if a_max is None:
+        a_max = float(bundle.provenance.get("ann_accuracy", acc.max()))
+    rates = np.stack([s.mean(axis=(1, 2)) for s in res.spikes]) if res.spikes else np.zeros((0, timesteps))
+    return Evaluation(accuracy=acc, events=res.events.mean(axis=1), layer_rates=rates,
+                      input_events=float(res.input_events.mean()), a_max=float(a_max), samples=len(labels)), res.note

@@ -7,7 +7,7 @@ import platform
 
 HELP = "print library versions (for bug reports)"
 _DISTS = ["numpy", "safetensors", "tensorflow-cpu", "tensorflow", "keras", "nlopt", "mpi4py", "PyNN", "brian2",
-          "nest-simulator", "spynnaker", "ros-rclpy"]
+          "nest-simulator", "sPyNNaker", "numba", "ros-rclpy"]
 
 
 def add_arguments(parser) -> None:

@@ -4,7 +4,8 @@
 
 Writes evaluation.json (every curve and metric: P_l, P_p, M_e, peak accuracy, time and events to
 90/95/99 % of the ANN accuracy) and accuracy_vs_time.png / accuracy_vs_events.png. a_max is the
-ANN accuracy stored in the bundle's provenance unless --a-max is given.
+ANN accuracy stored in the bundle's provenance unless --a-max is given. With --backend nest|brian2|
+spinnaker the network is exported through PyNN and run there (SpiNNaker dynamics; see docs/spinnaker.md).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--timesteps", type=int, help="default: the bundle's")
     parser.add_argument("--a-max", type=float, help="reference accuracy for P_l and P_p (default: the ANN's)")
     parser.add_argument("--batch-size", type=int, help="samples per compiled chunk (default: fit 512 MB)")
+    parser.add_argument("--backend", default="tf", choices=["tf", "nest", "brian2", "spinnaker"],
+                        help="simulator: our batched TF engine (default) or a PyNN back end via the export")
     parser.add_argument("--out", default="runs/evaluate", help="output directory (default runs/evaluate)")
 
 
@@ -42,7 +45,7 @@ def load_inputs(bundle, args):
 
 def run(args) -> int:
     from ..errors import ConfigError
-    from ..evaluate import evaluate
+    from ..evaluate import evaluate, evaluate_on_backend
     from ..model import load_bundle
     from ..report import plot_curves
 
@@ -51,12 +54,19 @@ def run(args) -> int:
         raise ConfigError(f"--timesteps must be >= 1, got {args.timesteps}")
     x, labels, data = load_inputs(bundle, args)
     t0 = time.perf_counter()
-    ev = evaluate(bundle, x, labels, args.timesteps, a_max=args.a_max, batch_size=args.batch_size)
+    note = None
+    if args.backend == "tf":
+        ev = evaluate(bundle, x, labels, args.timesteps, a_max=args.a_max, batch_size=args.batch_size)
+    else:
+        ev, note = evaluate_on_backend(bundle, x, labels, args.backend, args.timesteps, a_max=args.a_max)
     seconds = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"model": str(args.model), "dataset": data.name, "split": data.split, "data_hash": data.hash(),
-              "seconds": seconds, **ev.to_json()}
+    record = {"model": str(args.model), "backend": args.backend, "dataset": data.name, "split": data.split,
+              "data_hash": data.hash(), "seconds": seconds, **ev.to_json()}
+    if note:
+        record["note"] = note
+        print(f"note: {note}")
     (out / "evaluation.json").write_text(json.dumps(record, indent=1))
     plot_curves({Path(args.model).name: (ev.accuracy, ev.events)}, out, a_max=ev.a_max,
                 title=f"{Path(args.model).name} on {data.name} {data.split} ({len(labels)} images)")

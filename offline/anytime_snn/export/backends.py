@@ -154,15 +154,15 @@ def weight_setter(sim, profile: Backend, post, projections):
     if profile.name == "nest":
         import nest
 
-        order = []
-        for proj in projections:
-            conns = nest.GetConnections(source=proj.pre.node_collection, target=post.node_collection,
-                                        synapse_model=proj.nest_synapse_model, synapse_label=proj.nest_synapse_label)
-            targets = np.asarray(conns.get("target"))
-            order.append((conns, post.id_to_index(targets)))
-
         def set_nest(w):
-            for (conns, idx), part in zip(order, (np.maximum(w, 0), np.minimum(w, 0))):
+            # Fetch the connections anew every time: NEST sorts its connections when a simulation starts,
+            # after which a SynapseCollection taken earlier addresses different synapses (this once sent
+            # neuron 12's drive to neuron 13 from the second sample on).
+            for proj, part in zip(projections, (np.maximum(w, 0), np.minimum(w, 0))):
+                conns = nest.GetConnections(source=proj.pre.node_collection, target=post.node_collection,
+                                            synapse_model=proj.nest_synapse_model,
+                                            synapse_label=proj.nest_synapse_label)
+                idx = post.id_to_index(np.asarray(conns.get("target")))
                 conns.set(weight=[float(v) for v in part[idx]])
         return set_nest
 
