@@ -185,3 +185,32 @@ def test_interrupted_run_resumes_to_the_same_result(objective, tmp_path):
     assert _strip(r.history) == _strip(ref.history)
     assert np.array_equal(r.state.flat(), ref.state.flat())
     assert r.simulated < ref.simulated  # the checkpointed part was replayed, not simulated
+
+
+def test_distributed_evaluate_in_one_process_equals_evaluate():
+    pytest.importorskip("tensorflow")
+    from anytime_snn.evaluate import evaluate
+    from anytime_snn.optimize import SingleProcess, distributed_evaluate
+
+    spec = NetSpec(input_shape=(6, 6, 2), convs=(("conv2d", 3, 4, 1, "same"),), dense=(12,), classes=5)
+    bundle = random_bundle(spec, 4)
+    x = random_inputs(spec, 23, 4)
+    labels = ann_forward(bundle.layers, x).argmax(1)
+    a = evaluate(bundle, x, labels, 9, a_max=0.9)
+    b = distributed_evaluate(bundle, x, labels, 9, a_max=0.9, comm=SingleProcess(), max_chunk=7)
+    assert np.array_equal(a.accuracy, b.accuracy) and np.array_equal(a.events, b.events)
+    assert np.array_equal(a.layer_rates, b.layer_rates) and a.input_events == b.input_events
+    assert a.summary == b.summary
+
+
+def test_spinnaker_dynamics_optimize_and_never_get_worse(tmp_path):
+    pytest.importorskip("nlopt")
+    from anytime_snn.model import NeuronConfig
+    from anytime_snn.optimize import Objective, Optimizer
+
+    spec = NetSpec(input_shape=(16,), convs=(), dense=(12, 8), classes=4)
+    bundle = random_bundle(spec, 5).with_neuron(NeuronConfig.spinnaker())
+    x = random_inputs(spec, 20, 5)
+    obj = Objective(bundle, x, ann_forward(bundle.layers, x).argmax(1), 10, a_max=1.0)
+    r = Optimizer(obj, OptimizeConfig(phases=("layer",), budgets=(10,)), tmp_path, run_info={}).run()
+    assert r.best["loss"] <= r.start["loss"] and len(r.history) == 11

@@ -24,9 +24,8 @@ def plot_loss(history: list[dict], path: str | Path) -> Path:
     ax.set_ylim(lo - pad, hi + pad)
     phases = [e["phase"] for e in history]
     for i, name in enumerate(phases):
-        if i == 0 or name != phases[i - 1]:
-            if i:
-                ax.axvline(i, color="k", lw=0.5)
+        if i and name != phases[i - 1]:  # call 0 is the start point
+            ax.axvline(i, color="k", lw=0.5)
             ax.text(i, hi + pad, f" {name}", fontsize=7, va="top")
     ax.set_xlabel("objective call")
     ax.set_ylabel("L_SNN")
