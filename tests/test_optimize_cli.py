@@ -127,3 +127,16 @@ def test_user_mistakes_are_one_line_errors(model, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     shutil.rmtree(tmp_path / "x", ignore_errors=True)
+
+
+def test_keras_model_is_converted_then_optimized(tmp_path):
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)])
+    model.save(tmp_path / "tiny.keras")
+    out = tmp_path / "opt"
+    argv = ["optimize", str(tmp_path / "tiny.keras"), "--out", str(out), "--phases", "layer", "--budgets", "3",
+            "--subset", "20", "--timesteps", "5", "--quiet"]
+    assert cli.main(argv) == 0
+    assert (out / "converted" / "manifest.json").is_file()
+    assert load_bundle(out / "bundle").provenance["optimization"]["config"]["phases"] == ["layer"]

@@ -3,6 +3,7 @@
   anytime-snn optimize models/default --out runs/opt --budgets 100,1000,10000 --subset 1000
   .venv/bin/mpiexec -n 2 .venv/bin/anytime-snn optimize models/default --out runs/opt   # 2 MPI ranks
   anytime-snn optimize models/default --out runs/opt --resume                           # after a crash
+  anytime-snn optimize runs/dense/model.keras --out runs/opt       # Keras model: convert, then optimize
 
 Minimizes L_SNN = lambda_e M_e + lambda_l P_l + lambda_p P_p on a seeded subset of the training
 split, in phases of increasing granularity (model, layer, neuron), each from the previous phase's
@@ -38,7 +39,8 @@ def _floats(text: str, name: str) -> list[float]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", help="bundle directory (the start point, e.g. from `anytime-snn convert`)")
+    parser.add_argument("model", help="bundle directory (the start point, e.g. from `anytime-snn convert`), or a "
+                        "trained Keras model (.keras), converted first with `convert`'s defaults into DIR/converted")
     parser.add_argument("--out", required=True, metavar="DIR", help="output and checkpoint directory")
     parser.add_argument("--phases", default="model,layer,neuron", help="granularities in order (default model,layer,neuron)")
     parser.add_argument("--budgets", default="100,1000,10000",
@@ -94,6 +96,31 @@ def _a_max(choice: str, bundle, x, labels) -> float:
     return value
 
 
+def _converted(args, comm) -> Path:
+    """A Keras model is first converted with `anytime-snn convert`'s defaults into DIR/converted (once)."""
+    import argparse
+
+    from . import convert as convert_command
+
+    target = Path(args.out) / "converted"
+    ok = np.ones(1, np.int64)
+    if comm.rank == 0 and not (target / "manifest.json").is_file():
+        parser = argparse.ArgumentParser()
+        convert_command.add_arguments(parser)
+        argv = [str(args.model), "--out", str(target), "--dataset", args.dataset]
+        argv += ["--data-path", args.data_path] if args.data_path else []
+        try:
+            convert_command.run(parser.parse_args(argv))
+        except BaseException:
+            ok[0] = 0
+            comm.Bcast(ok, root=0)
+            raise
+    comm.Bcast(ok, root=0)
+    if not ok[0]:
+        raise SystemExit(2)
+    return target
+
+
 def _fmt_time(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -141,7 +168,7 @@ def run(args) -> int:
                             checkpoint_every=args.checkpoint_every)
     lambdas = _floats(args.lambdas, "--lambdas")
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(_converted(args, comm) if str(args.model).endswith(".keras") else args.model)
     if args.dynamics == "spinnaker":
         bundle = bundle.with_neuron(NeuronConfig.spinnaker())
     elif args.dynamics == "nl-iaf":
