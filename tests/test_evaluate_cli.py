@@ -79,3 +79,25 @@ def test_evaluate_on_a_pynn_backend_agrees_with_our_engine_in_spinnaker_mode(tmp
     assert nest["backend"] == backend and "spikes" in nest["note"]
     assert nest["accuracy"] == ours["accuracy"]
     assert nest["events_per_step"] == pytest.approx(ours["events_per_step"])
+
+
+def test_evaluate_on_two_mpi_ranks_equals_one_process(small_model, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "mpiexec").exists():
+        if os.environ.get("CI"):
+            raise AssertionError("CI must have the venv's mpiexec (mpich from pip)")
+        pytest.skip("no mpiexec in the venv: pip install 'anytime-snn[mpi]'")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli.main(["evaluate", str(small_model), "--limit", "50", "--out", str(one)]) == 0
+    proc = subprocess.run([str(bin_dir / "mpiexec"), "-n", "2", str(bin_dir / "anytime-snn"), "evaluate",
+                           str(small_model), "--limit", "50", "--out", str(two)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (json.loads((d / "evaluation.json").read_text()) for d in (one, two))
+    for key in ("accuracy", "events_per_step", "summary", "samples"):
+        assert a[key] == b[key], key

@@ -6,6 +6,8 @@ Writes evaluation.json (every curve and metric: P_l, P_p, M_e, peak accuracy, ti
 90/95/99 % of the ANN accuracy) and accuracy_vs_time.png / accuracy_vs_events.png. a_max is the
 ANN accuracy stored in the bundle's provenance unless --a-max is given. With --backend nest|brian2|
 spinnaker the network is exported through PyNN and run there (SpiNNaker dynamics; see docs/spinnaker.md).
+Under MPI (`.venv/bin/mpiexec -n K anytime-snn evaluate ...`) the ranks simulate shards of the data and
+rank 0 writes the outputs; the numbers are identical to a single-process run.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def load_inputs(bundle, args):
 def run(args) -> int:
     from ..errors import ConfigError
     from ..evaluate import evaluate, evaluate_on_backend
+    from ..optimize import distributed_evaluate, world
     from ..model import load_bundle
     from ..report import plot_curves
 
@@ -55,7 +58,13 @@ def run(args) -> int:
     x, labels, data = load_inputs(bundle, args)
     t0 = time.perf_counter()
     note = None
-    if args.backend == "tf":
+    comm = world()
+    if args.backend == "tf" and comm.size > 1:
+        ev = distributed_evaluate(bundle, x, labels, args.timesteps, a_max=args.a_max, comm=comm,
+                                  max_chunk=args.batch_size)
+        if comm.rank != 0:
+            return 0
+    elif args.backend == "tf":
         ev = evaluate(bundle, x, labels, args.timesteps, a_max=args.a_max, batch_size=args.batch_size)
     else:
         ev, note = evaluate_on_backend(bundle, x, labels, args.backend, args.timesteps, a_max=args.a_max)

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from ..errors import BundleError
+from ..fsutil import atomic_write
 from .bundle import FORMAT_NAME, SCHEMA_VERSION, Bundle, Calibration, InputSpec
 from .layers import KINDS, RESERVED_KINDS, WEIGHTED_KINDS, Layer, NeuronConfig, output_shape
 
@@ -85,8 +85,8 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
     manifest["tensor_sha256"] = hashlib.sha256(blob).hexdigest()
     manifest["manifest_sha256"] = _manifest_digest(manifest)
     path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path / TENSORS, blob)
-    _atomic_write(path / MANIFEST, json.dumps(manifest, indent=1, allow_nan=False).encode())
+    atomic_write(path / TENSORS, blob)
+    atomic_write(path / MANIFEST, json.dumps(manifest, indent=1, allow_nan=False).encode())
     return path
 
 
@@ -94,22 +94,6 @@ def _manifest_digest(manifest: dict) -> str:
     """sha256 of the manifest's canonical JSON without its own digest: detects edits and corruption."""
     body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; a bundle is an ordinary shared file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- load

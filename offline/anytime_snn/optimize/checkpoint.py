@@ -12,29 +12,16 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..fsutil import atomic_write
 
 FORMAT = "anytime-snn-optimize-checkpoint"
 VERSION = 1
 STATE_FILE = "checkpoint.json"
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(directory: str | os.PathLike, state: dict, arrays: dict[str, np.ndarray]) -> Path:
@@ -47,10 +34,10 @@ def save(directory: str | os.PathLike, state: dict, arrays: dict[str, np.ndarray
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     data = buf.getvalue()
     name = f"checkpoint-{gen:06d}.npz"
-    _write_atomic(directory / name, data)
+    atomic_write(directory / name, data)
     record = {"format": FORMAT, "version": VERSION, "generation": gen, "arrays": name,
               "arrays_sha256": hashlib.sha256(data).hexdigest(), **state}
-    _write_atomic(directory / STATE_FILE, json.dumps(record, indent=1).encode())
+    atomic_write(directory / STATE_FILE, json.dumps(record, indent=1).encode())
     for old in directory.glob("checkpoint-*.npz"):
         if old.name != name:
             old.unlink(missing_ok=True)
