@@ -118,9 +118,12 @@ class TFEngine:
         """Samples per compiled chunk: the user's choice, else what keeps the big tensors in budget."""
         if self.batch_size:
             return self.batch_size
-        widest = max(math.prod(s) for s in self.out_shapes + self.in_shapes)
-        per_sample = timesteps * widest * 4 * 4  # spikes, currents and the conv temporaries, float32
-        return int(max(1, min(1024, self.memory_bytes // per_sample)))
+        # The loop keeps only per-layer state; the big temporaries are one layer's input and output
+        # (a convolution's im2col buffer can be kernel-area times the input).
+        widest = max(math.prod(s) * (math.prod(l.weights.shape[:2]) if l.kind != "dense" else 1)
+                     for l, s in zip(self.layers, self.in_shapes))
+        per_sample = (widest + sum(math.prod(s) for s in self.out_shapes) * 3) * 4 + timesteps * 16
+        return int(max(1, min(512, self.memory_bytes // per_sample)))
 
     def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False) -> EngineResult:
         x = np.asarray(x, np.float32)
@@ -183,71 +186,74 @@ class TFEngine:
         return tf.reshape(y, (m, -1))
 
     def _simulate(self, x: tf.Tensor, timesteps: int, record_v_out: bool):
-        batch = x.shape[0]
-        steps = tf.range(1, timesteps + 1)
-        events = tf.zeros((timesteps, batch), tf.float64)
-        hidden_spikes = []
-        analog = self._linear(0, x)  # constant input current, computed once
-        source = None  # (T, B, n_in) float32 spikes of the previous layer
-        for i, layer in enumerate(self.layers):
-            d = layer.neuron.delay_steps
-            if i == 0:
-                arrived = tf.cast(steps > d, tf.float32)[:, None, None]
-                current = arrived * analog[None] + self._vars['bias'][0]
-            else:
-                flat = tf.reshape(source, (timesteps * batch, -1))
-                if self._fused[i]:
-                    out = tf.reshape(tf.matmul(flat, self._vars['weights_aug'][i]), (timesteps, batch, -1))
-                    current, ev, count = out[..., :-2], out[..., -2], out[..., -1]
+        """One compiled loop over time; the state is only (batch x neurons) per layer."""
+        batch, layers = x.shape[0], self.layers
+        n_hidden = len(layers) - 1
+        analog = self._linear(0, x)  # the analog input current, computed once
+
+        def zeros(i, dtype=tf.float32):
+            return tf.zeros((batch, math.prod(self.out_shapes[i])), dtype)
+
+        # State: V and refractory counters per layer, and for each layer with synaptic delay d the
+        # last d source outputs (oldest first).
+        v = [tf.broadcast_to(self._vars["v0"][i], (batch, math.prod(s))) for i, s in enumerate(self.out_shapes)]
+        ref = [zeros(i, tf.int32) if l.neuron.refractory_steps else tf.zeros((0,), tf.int32)
+               for i, l in enumerate(layers)]
+        lines = [tf.zeros((l.neuron.delay_steps, batch, math.prod(self.in_shapes[i])))
+                 if (i > 0 and l.neuron.delay_steps) else tf.zeros((0,)) for i, l in enumerate(layers)]
+        ta = lambda dt: tf.TensorArray(dt, size=timesteps)  # noqa: E731
+        outs = (ta(tf.int32), ta(tf.float64), ta(tf.float32), ta(tf.float32) if record_v_out else ta(tf.float32))
+
+        def body(t, v, ref, lines, outs):
+            preds_ta, events_ta, spikes_ta, vout_ta = outs
+            v, ref, lines = list(v), list(ref), list(lines)
+            events = tf.zeros((batch,), tf.float64)
+            counts = []
+            source = None
+            for i, layer in enumerate(layers):
+                d = layer.neuron.delay_steps
+                if i == 0:
+                    arrived = tf.cast(t >= d, tf.float32)  # t is 0-based: step t+1 sees input iff t+1 > d
+                    current = arrived * analog + self._vars["bias"][0]
                 else:
-                    if d:  # spikes arrive d steps later; events are counted when they are emitted
-                        flat = tf.reshape(tf.concat([tf.zeros_like(source[:d]), source[:-d]], axis=0), tf.shape(flat))
-                    current = tf.reshape(self._linear(i, flat), (timesteps, batch, -1))
-                    dt = self._count_dtype[i]
-                    ev = tf.einsum("tbn,n->tb", tf.cast(source, dt), self._vars['fanout'][i])
-                    count = tf.reduce_sum(source, axis=2)
-                events += tf.cast(ev, tf.float64)
-                hidden_spikes.append(count)
-                current = current + self._vars['bias'][i]
-            if layer.output:
-                v0 = tf.broadcast_to(self._vars['v0'][i], tf.shape(current)[1:])[None]
-                v = tf.cumsum(tf.concat([v0, current], axis=0), axis=0)[1:]  # (V0 + I_1) + I_2 + ...
-                break
-            source = self._dynamics(layer, self._vars['v0'][i], current)  # (T, B, n) float32 spikes
-        vmax = tf.reduce_max(v, axis=-1, keepdims=True)
-        classes = tf.range(v.shape[-1], dtype=tf.int32)
-        preds = tf.reduce_min(tf.where(v == vmax, classes, v.shape[-1]), axis=-1)  # first argmax
-        layer_spikes = tf.stack(hidden_spikes) if hidden_spikes else tf.zeros((0, timesteps, batch))
-        return preds, events, layer_spikes, (v if record_v_out else tf.zeros(()))
+                    if d:  # the spikes arriving now were emitted d steps ago
+                        lines[i], source = tf.concat([lines[i][1:], source[None]], axis=0), lines[i][0]
+                    current = self._linear(i, source) + self._vars["bias"][i]
+                if layer.output:
+                    v[i] = v[i] + current
+                    break
+                spikes, v[i], ref[i] = self._update(layer, v[i], ref[i], current)
+                # each spike x its neuron's non-zero outgoing synapses, counted per sample at emission
+                events += tf.cast(tf.linalg.matvec(tf.cast(spikes, self._count_dtype[i + 1]),
+                                                   self._vars["fanout"][i + 1]), tf.float64)
+                counts.append(tf.reduce_sum(spikes, axis=1))
+                source = spikes
+            vmax = tf.reduce_max(v[-1], axis=-1, keepdims=True)
+            classes = tf.range(v[-1].shape[-1], dtype=tf.int32)
+            preds = tf.reduce_min(tf.where(v[-1] == vmax, classes, v[-1].shape[-1]), axis=-1)  # first argmax
+            outs = (preds_ta.write(t, preds), events_ta.write(t, events),
+                    spikes_ta.write(t, tf.stack(counts) if counts else tf.zeros((0, batch))),
+                    vout_ta.write(t, v[-1]) if record_v_out else vout_ta)
+            return t + 1, v, ref, lines, outs
+
+        _, v, _, _, outs = tf.while_loop(lambda t, *_: t < timesteps, body, (tf.constant(0), v, ref, lines, outs))
+        preds, events, spikes, vout = outs
+        layer_spikes = tf.transpose(spikes.stack(), (1, 0, 2)) if n_hidden else tf.zeros((0, timesteps, batch))
+        return preds.stack(), events.stack(), layer_spikes, (vout.stack() if record_v_out else tf.zeros(()))
 
     @staticmethod
-    def _dynamics(layer: Layer, v0: tf.Tensor, current: tf.Tensor) -> tf.Tensor:
-        """NL-IAF over time: scan the membrane update over the T axis of ``current`` (T, B, n)."""
+    def _update(layer: Layer, v: tf.Tensor, ref: tf.Tensor, current: tf.Tensor):
+        """One NL-IAF step (paper eq. 1-2, with reset mode and refractory period): (spikes, V, counters)."""
         n = layer.neuron
         theta = tf.constant(n.threshold, tf.float32)
-        v_init = tf.broadcast_to(v0, tf.shape(current)[1:])
-
         if n.refractory_steps == 0:
-            def step(carry, i_t):
-                v, _ = carry
-                v = v + i_t
-                s = v >= theta
-                v = tf.where(s, v - theta if n.reset == "subtract" else tf.zeros_like(v), v)
-                return v, tf.cast(s, tf.float32)
-
-            _, spikes = tf.scan(step, current, initializer=(v_init, tf.zeros_like(v_init)))
-            return spikes
-
-        def step_ref(carry, i_t):
-            v, ref, _ = carry
+            v = v + current
+            s = v >= theta
+        else:
             active = ref == 0
-            v = tf.where(active, v + i_t, v)
+            v = tf.where(active, v + current, v)
             ref = tf.where(active, ref, ref - 1)
             s = tf.logical_and(active, v >= theta)
-            v = tf.where(s, v - theta if n.reset == "subtract" else tf.zeros_like(v), v)
             ref = tf.where(s, tf.fill(tf.shape(ref), n.refractory_steps), ref)
-            return v, ref, tf.cast(s, tf.float32)
-
-        _, _, spikes = tf.scan(step_ref, current,
-                               initializer=(v_init, tf.zeros(tf.shape(v_init), tf.int32), tf.zeros_like(v_init)))
-        return spikes
+        v = tf.where(s, v - theta if n.reset == "subtract" else tf.zeros_like(v), v)
+        return tf.cast(s, tf.float32), v, ref
