@@ -86,7 +86,8 @@ def run(args) -> dict:
     images, labels = load_mnist("test")
     model = str(resolve_model(args.model))
     params = Path(tempfile.mkdtemp()) / "bench.yaml"
-    params.write_text(f"/**:\n  ros__parameters:\n    timesteps: {args.timesteps}\n    publish_every: 1\n")
+    params.write_text(f"/**:\n  ros__parameters:\n    timesteps: {args.timesteps}\n    publish_every: 1\n"
+                      + (f"    deadline_margin: {args.deadline_margin}\n" if args.deadline_margin is not None else ""))
     (cmd,) = launch_commands(ROOT / "launch" / "spike_perception.launch.xml",
                              {"model": model, "params_file": str(params), "image_topic": "camera/image"})
     node_log = open(Path(tempfile.mkdtemp()) / "node.log", "wb")
@@ -320,6 +321,7 @@ def main():
     ap.add_argument("--rate-steps", type=int, default=5000, help="timesteps of the long frame for the rate test")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--soak", type=float, default=20.0, help="seconds of the 30 fps stream (600 for the full target)")
+    ap.add_argument("--deadline-margin", type=float, help="the node's deadline_margin parameter (default: its own)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     if not os.environ.get("NODE_BENCH_INNER"):
