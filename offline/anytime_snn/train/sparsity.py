@@ -421,14 +421,12 @@ def finetune(model_path, out, *, lambda_a: float = DEFAULT_LAMBDA_A, lambda_w: f
     Measures everything of :func:`measure` before and after.
     """
     import json
-    import os
-    import platform
     import time
     from pathlib import Path
 
     from .config import TrainConfig, config_from_dict
     from .trainer import (compile_model, configure_tensorflow, evaluate_accuracy, load_split_data, make_datasets,
-                          record_path)
+                          record_path, run_environment)
 
     model_path, out = Path(model_path), Path(out)
     if out.suffix != ".keras":
@@ -510,7 +508,6 @@ def finetune(model_path, out, *, lambda_a: float = DEFAULT_LAMBDA_A, lambda_w: f
     plain = keras.models.clone_model(model)
     plain.set_weights(model.get_weights())
     plain.save(out)
-    import tensorflow as tf
 
     cfg_dict = cfg.to_dict()
     cfg_dict["epochs"] = epochs
@@ -534,9 +531,7 @@ def finetune(model_path, out, *, lambda_a: float = DEFAULT_LAMBDA_A, lambda_w: f
         "after": after,
         "base_record": {k: base.get(k) for k in ("model", "test_accuracy", "epochs", "train_wall_time_s", "command")},
         "command": command,
-        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "numpy": np.__version__},
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {threads} TF threads",
+        **run_environment(threads),
     }
     record_path(out).write_text(json.dumps(record, indent=1))
     return record

@@ -108,7 +108,6 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, verbose: int | None = Non
         raise ConfigError(f"the model file must end in .keras, got {out}")
     configure_tensorflow(cfg.threads)
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(cfg.seed)
     train_ds, val_ds, test_ds, info = load_split_data(cfg)
@@ -138,12 +137,20 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, verbose: int | None = Non
         "input": {"shape": list(train_ds.shape), "mean": cfg.input_mean, "std": cfg.input_std},
         "config": cfg.to_dict(),
         "command": command,
-        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "numpy": np.__version__},
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus, {cfg.threads} TF threads",
+        **run_environment(cfg.threads),
     }
     record_path(out).write_text(json.dumps(record, indent=1))
     return record
+
+
+def run_environment(threads: int) -> dict:
+    """Library versions and machine of a run, for the JSON records of training and fine-tuning."""
+    import keras
+    import tensorflow as tf
+
+    return {"versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+                         "numpy": np.__version__},
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus, {threads} TF threads"}
 
 
 def record_path(model_path: str | os.PathLike) -> Path:
