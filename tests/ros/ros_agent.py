@@ -180,12 +180,15 @@ class Agent:
             done = False
             with self.lock:
                 start = len(self.received)  # only answers to this publication count
-            while not done and time.monotonic() - t0 < timeout:
-                self.pub.publish(msg)
+            seen = False  # re-send only until the first estimate shows the image arrived (a copy sent
+            while not done and time.monotonic() - t0 < timeout:  # later would preempt the frame)
+                if not seen:
+                    self.pub.publish(msg)
                 t1 = time.monotonic()
                 while time.monotonic() - t1 < period:
                     with self.lock:
                         mine = [r for r in self.received[start:] if r["stamp"] == idx + 1]
+                    seen = seen or bool(mine)
                     if mine and (not wait_final or any(r["final"] for r in mine)):
                         done = True
                         break
