@@ -38,6 +38,12 @@ WEIGHTED = ("Dense", "Conv2D", "DepthwiseConv2D")
 _PASS_THROUGH = ("Dropout", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "SpatialDropout2D")
 
 
+def _check_neurons(neurons) -> int:
+    if isinstance(neurons, bool) or not isinstance(neurons, int) or neurons < 1:
+        raise ConfigError(f"neurons must be a positive integer, got {neurons!r}")
+    return neurons
+
+
 def _check_factor(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -54,9 +60,7 @@ class BetaActivationPenalty(keras.regularizers.Regularizer):
 
     def __init__(self, factor: float, neurons: int = 1):
         self.factor = _check_factor("factor", factor)
-        if isinstance(neurons, bool) or not isinstance(neurons, int) or neurons < 1:
-            raise ConfigError(f"neurons must be a positive integer, got {neurons!r}")
-        self.neurons = neurons
+        self.neurons = _check_neurons(neurons)
 
     def __call__(self, beta):
         ops = keras.ops
@@ -76,9 +80,7 @@ class WeightL1Penalty(keras.regularizers.Regularizer):
 
     def __init__(self, factor: float, neurons: int = 1):
         self.factor = _check_factor("factor", factor)
-        if isinstance(neurons, bool) or not isinstance(neurons, int) or neurons < 1:
-            raise ConfigError(f"neurons must be a positive integer, got {neurons!r}")
-        self.neurons = neurons
+        self.neurons = _check_neurons(neurons)
 
     def __call__(self, w):
         return self.factor * self.neurons * keras.ops.sum(keras.ops.abs(w))
