@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,31 +25,9 @@ import tensorflow as tf  # noqa: E402
 from ..model.bundle import Bundle  # noqa: E402
 from ..model.layers import Layer, output_shape, same_padding  # noqa: E402
 from . import ops  # noqa: E402
+from .result import EngineResult  # noqa: E402,F401  (re-exported)
 
 DEFAULT_MEMORY_BYTES = 512 << 20
-
-
-@dataclass
-class EngineResult:
-    """Per-timestep results for N samples over T steps."""
-
-    predictions: np.ndarray  # (T, N) int32 argmax of the accumulated output (ties -> lowest index)
-    events: np.ndarray  # (T, N) int64 synaptic events caused by the spikes of step t, per sample
-    layer_spikes: np.ndarray  # (L_hidden, T) int64 spikes per hidden layer and step, summed over samples
-    input_events: np.ndarray  # (N,) int64 analog input values x non-zero synapses (once per frame)
-    v_out: np.ndarray | None = None  # (T, N, C) float32 when requested
-
-    def correct(self, labels: np.ndarray) -> np.ndarray:
-        """(T,) number of correct predictions at each step."""
-        return (self.predictions == np.asarray(labels)[None, :]).sum(axis=1)
-
-    def accuracy(self, labels: np.ndarray) -> np.ndarray:
-        return self.correct(labels) / self.predictions.shape[1]
-
-    @property
-    def mean_events(self) -> np.ndarray:
-        """(T,) e_t: mean synaptic events per sample at step t (paper eq. 5)."""
-        return self.events.mean(axis=1)
 
 
 class TFEngine:
