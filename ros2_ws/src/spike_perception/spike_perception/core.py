@@ -86,13 +86,22 @@ class StopConditions:
     budget: float = 0.0  # seconds of wall time from receipt
 
     def __post_init__(self):
-        if not isinstance(self.max_timesteps, (int, np.integer)) or not 1 <= self.max_timesteps <= 1_000_000:
+        # Types first (fuzzing found TypeError escaping for a str or None value): only SettingsError leaves.
+        def is_int(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_real(v):
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+        if not is_int(self.max_timesteps) or not 1 <= self.max_timesteps <= 1_000_000:
             raise SettingsError(f"max_timesteps must be an integer in [1, 1000000], got {self.max_timesteps!r}")
-        if not (math.isfinite(self.min_confidence) and 0.0 <= self.min_confidence <= 1.0):
+        if not (is_real(self.min_confidence) and math.isfinite(self.min_confidence)
+                and 0.0 <= self.min_confidence <= 1.0):
             raise SettingsError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
-        if not 0 <= self.max_synaptic_events < 2**63:
-            raise SettingsError(f"max_synaptic_events must be >= 0, got {self.max_synaptic_events!r}")
-        if not (math.isfinite(self.budget) and 0.0 <= self.budget <= 3600.0):
+        if not (is_int(self.max_synaptic_events) and 0 <= self.max_synaptic_events < 2**63):
+            raise SettingsError(f"max_synaptic_events must be an integer in [0, 2**63), "
+                                f"got {self.max_synaptic_events!r}")
+        if not (is_real(self.budget) and math.isfinite(self.budget) and 0.0 <= self.budget <= 3600.0):
             raise SettingsError(f"budget must be between 0 and 3600 s, got {self.budget!r}")
 
 
