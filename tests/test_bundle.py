@@ -141,7 +141,7 @@ def test_nan_and_inf_values(saved):
         (lambda m: m.update(schema_version=99), ("schema version 99", "newer")),
         (lambda m: m.update(format="something-else"), ("not an anytime-snn bundle",)),
         (lambda m: m["layers"][0].update(kind="lstm"), ("'lstm' is not one of", "layers[0].kind")),
-        (lambda m: m["layers"][0].update(kind="max_pool2d"), ("reserved",)),
+        (lambda m: m["layers"][0].update(kind="add"), ("reserved",)),
         (lambda m: m["layers"][0].pop("weights"), ("missing", "layers[0].weights")),
         (lambda m: m["layers"][0].update(strides=[1, "2"]), ("expected int", "layers[0].strides")),
         (lambda m: m["layers"][0]["neuron"].update(reset="modulo"), ("'modulo'", "neuron.reset")),

@@ -19,7 +19,14 @@ Q = 16.0  # dyadic grid: values are integers / Q
 
 @dataclass(frozen=True)
 class NetSpec:
-    """What to draw: a conv stack (possibly empty) then dense layers, and the neuron dynamics."""
+    """What to draw: a conv stack (possibly empty) then dense layers, and the neuron dynamics.
+
+    ``convs`` entries are (kind, k, c_out, stride, padding) with kind one of ``conv2d``,
+    ``depthwise_conv2d``, ``max_pool2d`` (k x k pool; c_out unused), ``zero_pad2d`` (pad
+    ((k, stride), (stride, k)); the rest unused) and ``residual`` (a k x k 'same' conv2d keeping the
+    channel count whose residual input is the latest earlier spiking layer of the same shape, other
+    than its own input where possible).
+    """
 
     input_shape: tuple[int, ...] = (8, 8, 2)
     convs: tuple[tuple[str, int, int, int, str], ...] = (("conv2d", 3, 4, 1, "same"),)  # kind, k, c_out, stride, pad
@@ -48,10 +55,12 @@ def _v0(rng, mode: str, shape) -> np.ndarray:
 def random_bundle(spec: NetSpec, seed: int) -> Bundle:
     rng = np.random.default_rng(seed)
     shape, layers = tuple(spec.input_shape), []
+    shapes: list[tuple[int, ...]] = []  # output shape of every layer so far
 
     def add(layer: Layer, spiking: bool = True):
         nonlocal shape
         out = output_shape(layer, shape)
+        shapes.append(out)
         if layer.weighted:
             layer.bias = _dyadic(rng, (out[-1],), -2, 4)
             layer.v0 = _v0(rng, spec.v0_mode, out)
@@ -65,6 +74,23 @@ def random_bundle(spec: NetSpec, seed: int) -> Bundle:
 
     for i, (kind, k, cout, stride, pad) in enumerate(spec.convs):
         cin = shape[2]
+        if kind == "zero_pad2d":
+            add(Layer(name=f"pad_{i}", kind=kind, pad=((k, stride), (stride, k))))
+            continue
+        if kind == "max_pool2d":
+            if not any(layer.weighted for layer in layers):
+                raise ValueError("a max pool needs a spiking layer before it")
+            add(Layer(name=f"pool_{i}", kind=kind, pool_size=(k, k), strides=(stride, stride), padding=pad))
+            continue
+        if kind == "residual":
+            first = next((j for j, layer in enumerate(layers) if layer.weighted), None)
+            same = [j for j in range(len(layers)) if first is not None and j >= first and shapes[j] == shape]
+            if not same:
+                raise ValueError("no earlier spiking layer has the shape of this residual block")
+            src = ([j for j in same if j < len(layers) - 1] or same)[-1]
+            add(Layer(name=f"residual_{i}", kind="conv2d", weights=_dyadic(rng, (k, k, cin, cin), -3, 6, spec.zero_fraction),
+                      padding="same", skip=layers[src].name, skip_weights=_dyadic(rng, (cin,), -4, 12, spec.zero_fraction)))
+            continue
         kshape = (k, k, cin, cout) if kind == "conv2d" else (k, k, cin, 1)
         add(Layer(name=f"{kind}_{i}", kind=kind, weights=_dyadic(rng, kshape, -3, 6, spec.zero_fraction),
                   strides=(stride, stride), padding=pad))

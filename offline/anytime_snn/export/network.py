@@ -216,7 +216,23 @@ def _clock_projections(sim, clock, pop, weights: np.ndarray, dt: float, label: s
     return tuple(out)
 
 
+def _check_structure(bundle: Bundle) -> None:
+    """Refuse what the PyNN mapping does not build (it would otherwise skip it and give a wrong network)."""
+    for layer in bundle.layers:
+        if layer.kind == "max_pool2d":
+            raise ConfigError(f"layer {layer.name!r}: the spiking max pool (per-frame spike counts per window) has no "
+                              "PyNN cell; export a model that uses average pooling (AveragePooling2D converts to a "
+                              "depthwise convolution) instead")
+        if layer.kind == "zero_pad2d":
+            raise ConfigError(f"layer {layer.name!r}: zero padding is not exported yet; use padding='same' on the "
+                              "following convolution where it is equivalent")
+        if layer.weighted and layer.skip is not None:
+            raise ConfigError(f"layer {layer.name!r} has a residual input from {layer.skip!r}; residual joins are not "
+                              "exported to PyNN yet (simulate with the TF or streaming engine)")
+
+
 def _check_dynamics(bundle: Bundle) -> None:
+    _check_structure(bundle)
     layers = bundle.weighted_layers
     for layer in layers:
         n = layer.neuron

@@ -10,7 +10,11 @@ import numpy as np
 
 from .layers import Layer, NeuronConfig, chain_shapes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the newest version written and read
+# Version 1: a plain chain of weighted layers and flatten. Version 2 adds zero_pad2d, max_pool2d and
+# residual inputs (skip); a bundle that uses none of them is still written as version 1, so older
+# readers keep loading it, while they refuse (rather than misread) one that does.
+FEATURE_SCHEMA_VERSION = 2
 FORMAT_NAME = "anytime-snn-bundle"
 
 
@@ -58,6 +62,12 @@ class Bundle:
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def schema_version(self) -> int:
+        """The oldest schema that can represent this bundle (what :func:`save_bundle` writes)."""
+        new = any(l.kind in ("zero_pad2d", "max_pool2d") or l.skip is not None for l in self.layers)
+        return FEATURE_SCHEMA_VERSION if new else 1
 
     def shapes(self) -> list[tuple[int, ...]]:
         return chain_shapes(self.input.shape, self.layers)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from safetensors.numpy import save as st_save
 from ..errors import BundleError
 from ..fsutil import atomic_write
 from .bundle import FORMAT_NAME, SCHEMA_VERSION, Bundle, Calibration, InputSpec
-from .layers import KINDS, RESERVED_KINDS, WEIGHTED_KINDS, Layer, NeuronConfig, output_shape
+from .layers import (KINDS, RESERVED_KINDS, WEIGHTED_KINDS, Layer, NeuronConfig, output_shape, skip_index,
+                     spiking_origin)
 
 MANIFEST = "manifest.json"
 TENSORS = "tensors.safetensors"
@@ -44,6 +46,14 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
     layers = []
     for layer in bundle.layers:
         entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind}
+        if layer.kind == "zero_pad2d":
+            entry["pad"] = [list(map(int, p)) for p in layer.pad]
+        elif layer.kind == "max_pool2d":
+            entry.update(pool_size=list(map(int, layer.pool_size)), strides=list(map(int, layer.strides)),
+                         padding=layer.padding)
+        if layer.weighted and layer.skip is not None:
+            tensors[f"{layer.name}/skip_weights"] = np.array(layer.skip_weights, np.float32, order="C")
+            entry.update(skip=layer.skip, skip_weights=f"{layer.name}/skip_weights")
         if layer.weighted:
             for key in ("weights", "bias", "v0"):
                 tensors[f"{layer.name}/{key}"] = np.array(getattr(layer, key), np.float32, order="C")  # keeps 0-d
@@ -62,7 +72,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
         layers.append(entry)
     manifest: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": bundle.schema_version,
         "tensor_file": TENSORS,
         "input": {
             "shape": list(bundle.input.shape),
@@ -112,7 +122,7 @@ def load_bundle(path: str | os.PathLike, *, max_tensor_bytes: int = MAX_TENSOR_B
     if fmt != FORMAT_NAME:
         raise BundleError(f"not an anytime-snn bundle (format {fmt!r})", path=str(mpath), field="format")
     version = m.get("schema_version", int)
-    if version != SCHEMA_VERSION:
+    if not 1 <= version <= SCHEMA_VERSION:
         newer = " (written by a newer anytime-snn; upgrade)" if version > SCHEMA_VERSION else ""
         raise BundleError(f"schema version {version} is not supported, expected {SCHEMA_VERSION}{newer}",
                           path=str(mpath), field="schema_version")
@@ -156,11 +166,32 @@ def load_bundle(path: str | os.PathLike, *, max_tensor_bytes: int = MAX_TENSOR_B
         if kind in RESERVED_KINDS:
             raise BundleError(f"layer kind {kind!r} is reserved but not supported by this version",
                               path=str(mpath), field=f.name("kind"))
+        if kind in ("zero_pad2d", "max_pool2d") and version < 2:
+            raise BundleError(f"layer kind {kind!r} needs schema version 2", path=str(mpath), field=f.name("kind"))
+        if kind == "zero_pad2d":
+            rows = f.get_list("pad", list)
+            pad = tuple(tuple(f.child(f"{f.name('pad')}[{k}]", {"v": r}).get_list("v", int)) for k, r in enumerate(rows))
+            if len(pad) != 2 or any(len(p) != 2 for p in pad):
+                raise BundleError("must be [[top, bottom], [left, right]]", path=str(mpath), field=f.name("pad"))
+            layers.append(Layer(name=name, kind=kind, pad=pad))
+            continue
+        if kind == "max_pool2d":
+            layers.append(Layer(name=name, kind=kind, pool_size=tuple(f.get_list("pool_size", int)),
+                                strides=tuple(f.get_list("strides", int)),
+                                padding=f.get_choice("padding", ("same", "valid"))))
+            continue
         if kind not in WEIGHTED_KINDS:
             layers.append(Layer(name=name, kind=kind))
             continue
+        skip, skip_weights = None, None
+        if "skip" in raw:
+            if version < 2:
+                raise BundleError("residual inputs need schema version 2", path=str(mpath), field=f.name("skip"))
+            skip, skip_weights = f.get("skip", str), tensor("skip_weights", f)
         nf = f.sub("neuron", dict)
         layers.append(Layer(
+            skip=skip,
+            skip_weights=skip_weights,
             name=name,
             kind=kind,
             weights=tensor("weights", f),
@@ -208,16 +239,49 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _read_manifest(mpath: Path) -> dict:
+def _unique_keys(pairs: list) -> dict:
+    """JSON object hook: a key given twice is refused (readers could disagree on which one counts)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _parse_json(data: bytes):
+    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+
+
+def _open_inside(path: Path, what: str) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file in its bundle directory: not a
+    symbolic link out of it, nor a FIFO or device (opened non-blocking, so a FIFO cannot hang us)."""
+    real = path.resolve()
+    if real.parent != path.parent.resolve():
+        raise BundleError(f"{what} is a symbolic link to {real}, outside the bundle directory", path=str(path))
     try:
-        size = mpath.stat().st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise BundleError(f"cannot read manifest: {e.strerror or e}", path=str(mpath)) from None
-    if size > MAX_MANIFEST_BYTES:
-        raise BundleError(f"manifest is {size} bytes, more than the {MAX_MANIFEST_BYTES} allowed", path=str(mpath))
+        raise BundleError(f"cannot read {what}: {e.strerror or e}", path=str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BundleError(f"{what} is not a regular file", path=str(path))
+    return fd
+
+
+def _read_manifest(mpath: Path) -> dict:
+    with os.fdopen(_open_inside(mpath, "manifest"), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"manifest is {size} bytes, more than the {MAX_MANIFEST_BYTES} allowed",
+                              path=str(mpath))
+        try:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
+        except OSError as e:
+            raise BundleError(f"cannot read manifest: {e.strerror or e}", path=str(mpath)) from None
     try:
-        manifest = json.loads(mpath.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        manifest = _parse_json(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise BundleError(f"manifest is not valid UTF-8 JSON: {e}", path=str(mpath)) from None
     if not isinstance(manifest, dict):
         raise BundleError("manifest must be a JSON object", path=str(mpath))
@@ -227,7 +291,7 @@ def _read_manifest(mpath: Path) -> dict:
 def _read_tensors(tpath: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], bytes]:
     """Check the safetensors header against the file and the byte budget, then load."""
     try:
-        with open(tpath, "rb") as f:
+        with os.fdopen(_open_inside(tpath, "tensor file"), "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > max_bytes + (16 << 20):
                 raise BundleError(f"tensor file is {size} bytes, over the {max_bytes} byte limit", path=str(tpath))
@@ -237,7 +301,9 @@ def _read_tensors(tpath: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], b
             (hlen,) = struct.unpack("<Q", head)
             if hlen > min(size - 8, 16 << 20):
                 raise BundleError(f"tensor header claims {hlen} bytes; file has {size}", path=str(tpath))
-            header = json.loads(f.read(hlen).decode("utf-8"), parse_constant=_reject_constant)
+            header = _parse_json(f.read(hlen))
+    except BundleError:
+        raise
     except OSError as e:
         raise BundleError(f"cannot read tensor file: {e.strerror or e}", path=str(tpath)) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -245,10 +311,10 @@ def _read_tensors(tpath: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], b
     if not isinstance(header, dict):
         raise BundleError("tensor header must be a JSON object", path=str(tpath))
     header.pop("__metadata__", None)
-    end_max, total = 0, 0
+    end_max, total, spans = 0, 0, []
     for key, info in header.items():
         fld = f"tensors[{key!r}]"
-        if not isinstance(info, dict) or info.get("dtype") not in _ST_DTYPES:
+        if not isinstance(info, dict) or not isinstance(info.get("dtype"), str) or info["dtype"] not in _ST_DTYPES:
             raise BundleError(f"unsupported dtype {info.get('dtype') if isinstance(info, dict) else info!r}; "
                               "tensors must be float32 (F32)", path=str(tpath), field=fld)
         shp, offs = info.get("shape"), info.get("data_offsets")
@@ -263,12 +329,25 @@ def _read_tensors(tpath: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], b
             raise BundleError(f"shape {shp} needs {nbytes} bytes, offsets give {offs[1] - offs[0]}",
                               path=str(tpath), field=fld)
         end_max = max(end_max, offs[1])
+        spans.append((offs[0], offs[1], key))
+    pos = 0
+    for start, end, key in sorted(spans):  # the data must be tiled exactly: no overlap, no gap
+        if start != pos:
+            problem = "overlaps the previous tensor" if start < pos else f"leaves a gap of {start - pos} bytes"
+            raise BundleError(f"tensor data at offsets {[start, end]} {problem}", path=str(tpath),
+                              field=f"tensors[{key!r}]")
+        pos = end
     if 8 + hlen + end_max != size:
         raise BundleError(f"tensor file size {size} does not match its header (expected {8 + hlen + end_max}); "
                           "truncated or corrupted", path=str(tpath))
     try:
-        blob = tpath.read_bytes()
+        with os.fdopen(_open_inside(tpath, "tensor file"), "rb") as f:
+            blob = f.read(size + 1)
+        if len(blob) != size:
+            raise BundleError("tensor file changed while it was being loaded", path=str(tpath))
         tensors = st_load(blob)
+    except BundleError:
+        raise
     except OSError as e:
         raise BundleError(f"cannot read tensor file: {e.strerror or e}", path=str(tpath)) from None
     except Exception as e:  # safetensors raises its own error type for corrupt data
@@ -345,6 +424,7 @@ def validate_bundle(bundle: Bundle, path: str | None = None) -> None:
 
     names = set()
     total = 0
+    shapes: list[tuple[int, ...]] = []
     for i, layer in enumerate(bundle.layers):
         field = f"layers[{i}]"
         if not isinstance(layer.name, str) or not layer.name or "/" in layer.name or layer.name in names:
@@ -373,11 +453,46 @@ def validate_bundle(bundle: Bundle, path: str | None = None) -> None:
                 if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= 1000:
                     fail(f"must be an integer in [0, 1000], got {v!r}", f"{field}.neuron.{key}")
         elif not (layer.weights is None and layer.bias is None):
-            fail("a flatten layer has no weights", f"{field}.weights")
+            fail(f"a {layer.kind} layer has no weights", f"{field}.weights")
+        if not layer.weighted and layer.skip is not None:
+            fail(f"only weighted layers can have a residual input, not {layer.kind}", f"{field}.skip")
+        if layer.kind == "zero_pad2d":
+            pad = layer.pad
+            if (len(pad) != 2 or any(len(p) != 2 for p in pad)
+                    or not all(isinstance(v, (int, np.integer)) and 0 <= v <= 1024 for p in pad for v in p)):
+                fail(f"must be ((top, bottom), (left, right)) integers in [0, 1024], got {pad}", f"{field}.pad")
+        if layer.kind == "max_pool2d":
+            for key in ("pool_size", "strides"):
+                v = getattr(layer, key)
+                if len(v) != 2 or not all(isinstance(s, (int, np.integer)) and 1 <= s <= 64 for s in v):
+                    fail(f"must be two integers in [1, 64], got {v}", f"{field}.{key}")
+            if layer.padding not in ("same", "valid"):
+                fail(f"must be 'same' or 'valid', got {layer.padding!r}", f"{field}.padding")
+            if spiking_origin(bundle.layers, i) is None:
+                fail("max_pool2d needs spikes as input: it cannot come before the first weighted layer",
+                     f"{field}.kind")
         try:
             shape = output_shape(layer, shape)
         except ValueError as e:
-            fail(str(e), f"{field}.weights")
+            fail(str(e), f"{field}.weights" if layer.weighted else f"{field}.kind")
+        shapes.append(shape)
+        if layer.weighted and layer.skip is not None:
+            try:
+                j = skip_index(bundle.layers, i)
+            except ValueError as e:
+                fail(str(e), f"{field}.skip")
+            if spiking_origin(bundle.layers, j) is None:
+                fail(f"skip source {layer.skip!r} carries the analog input, not spikes; a residual input must come "
+                     "from a spiking layer", f"{field}.skip")
+            if shapes[j] != shape:
+                fail(f"skip source {layer.skip!r} has shape {shapes[j]}, this layer's output has shape {shape}",
+                     f"{field}.skip")
+            sw = layer.skip_weights
+            if not isinstance(sw, np.ndarray) or sw.dtype != np.float32 or sw.shape != (shape[-1],):
+                fail(f"must be a float32 array of shape ({shape[-1]},)", f"{field}.skip_weights")
+            if not np.all(np.isfinite(sw)):
+                fail("contains NaN or infinite values", f"{field}.skip_weights")
+
         total += math.prod(shape)
         if total > MAX_NEURONS:
             fail("the network has too many neurons", f"{field}")

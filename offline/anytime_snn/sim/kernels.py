@@ -9,6 +9,9 @@ simulator tests run both against the reference. ``kernel_set(compiled)`` picks o
   spiked at step i (reads only the rows of neurons that fired; rows added in ascending j).
 - ``input_current``: the first dense layer's analog current x @ W, skipping zero inputs (camera
   images are mostly dark), single-threaded.
+- ``pool_step``: the spiking max pool for k steps: add each step's input spikes to the per-neuron
+  counts, then a pooling unit spikes iff the largest count in its window grew (``best`` holds the
+  largest count so far). ``counts`` has one extra, always-zero entry that padded window slots index.
 """
 
 from __future__ import annotations
@@ -68,8 +71,18 @@ def numpy_input_current(x, weights, out) -> None:
         out += x[j] * weights[j]
 
 
+def numpy_pool_step(spikes, counts, best, index, out) -> None:
+    n_in = spikes.shape[1]
+    for i in range(spikes.shape[0]):
+        counts[:n_in] += spikes[i]
+        new = counts[index].max(axis=1)
+        np.greater(new, best, out=out[i])
+        best[:] = new
+
+
 NUMPY = SimpleNamespace(integrate=numpy_integrate, spike_events=numpy_spike_events,
-                        spike_rows_sum=numpy_spike_rows_sum, input_current=numpy_input_current)
+                        spike_rows_sum=numpy_spike_rows_sum, input_current=numpy_input_current,
+                        pool_step=numpy_pool_step)
 
 # ----------------------------------------------------------------------------- numba
 
@@ -132,8 +145,26 @@ try:
             if x[j] != 0:
                 out += x[j] * weights[j]
 
+    @_jit
+    def _pool_step(spikes, counts, best, index, out):  # pragma: no cover
+        k, n_in = spikes.shape
+        n_out, win = index.shape
+        for i in range(k):
+            for j in range(n_in):
+                if spikes[i, j]:
+                    counts[j] += 1
+            for o in range(n_out):
+                m = 0
+                for e in range(win):
+                    c = counts[index[o, e]]
+                    if c > m:
+                        m = c
+                out[i, o] = m > best[o]
+                best[o] = m
+
     COMPILED_KERNELS = SimpleNamespace(integrate=_integrate, spike_events=_spike_events,
-                                       spike_rows_sum=_spike_rows_sum, input_current=_input_current)
+                                       spike_rows_sum=_spike_rows_sum, input_current=_input_current,
+                                       pool_step=_pool_step)
 except ImportError:  # pragma: no cover - exercised with ANYTIME_SNN_NO_NUMBA=1
     pass
 
@@ -150,4 +181,5 @@ def kernel_set(compiled: bool = True) -> SimpleNamespace:
     ks.spike_events(b, np.zeros(1), np.zeros(1))
     ks.spike_rows_sum(b, f, f.copy())
     ks.input_current(np.zeros(1, np.float32), f, np.zeros(1, np.float32))
+    ks.pool_step(b, np.zeros(2, np.int32), np.zeros(1, np.int32), np.zeros((1, 1), np.int64), b.copy())
     return ks

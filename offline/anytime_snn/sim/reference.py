@@ -72,62 +72,134 @@ def connection_matrix(layer: Layer, in_shape: tuple[int, ...], dtype=np.float64)
     return np.stack(rows)
 
 
-def simulate(bundle: Bundle, x: np.ndarray, timesteps: int, dtype=np.float64) -> ReferenceResult:
-    """Simulate ``timesteps`` steps for a batch ``x`` of shape (B, *input_shape)."""
-    batch = x.shape[0]
-    shape = tuple(bundle.input.shape)
-    mats, biases, v0s, layers = [], [], [], []
-    for layer in bundle.layers:
-        if layer.weighted:
-            m = connection_matrix(layer, shape, dtype)
-            mats.append(m)
-            out_shape = output_shape(layer, shape)
-            biases.append(np.broadcast_to(layer.bias.astype(dtype), out_shape).ravel())
-            v0s.append(np.broadcast_to(layer.v0.astype(dtype), out_shape).ravel())
-            layers.append(layer)
-            shape = out_shape
-        else:  # flatten: the matrices already work on flat vectors
-            shape = (math.prod(shape),)
-    fanouts = [np.count_nonzero(m, axis=1) for m in mats]  # fanouts[l]: synapses from layer l-1 into l
+def max_pool_counts(layer: Layer, counts: np.ndarray) -> np.ndarray:
+    """Largest count in every pooling window of ``counts`` (H, W, C), by explicit loops. TF padding; padded
+    positions count 0 (counts are never negative, so this equals TF's -inf padding)."""
+    (ph, pw), (sh, sw) = layer.pool_size, layer.strides
+    h, w, c = counts.shape
+    ho, wo, _ = output_shape(layer, counts.shape)
+    pt = same_padding(h, ph, sh)[0] if layer.padding == "same" else 0
+    pl = same_padding(w, pw, sw)[0] if layer.padding == "same" else 0
+    out = np.zeros((ho, wo, c), counts.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            for a in range(ph):
+                for b in range(pw):
+                    y, z = i * sh + a - pt, j * sw + b - pl
+                    if 0 <= y < h and 0 <= z < w:
+                        out[i, j] = np.maximum(out[i, j], counts[y, z])
+    return out
 
-    x_flat = x.reshape(batch, -1).astype(dtype)
-    v = [np.tile(v0, (batch, 1)) for v0 in v0s]
-    refractory = [np.zeros(vv.shape, np.int64) for vv in v]
-    spikes = [[] for _ in layers[:-1]]
+
+def simulate(bundle: Bundle, x: np.ndarray, timesteps: int, dtype=np.float64) -> ReferenceResult:
+    """Simulate ``timesteps`` steps for a batch ``x`` of shape (B, *input_shape).
+
+    Every layer's output is kept for every step (``out[k][t]``, flat per sample): spikes of weighted
+    hidden layers and of max pools, padded or flattened copies for the other shape layers. Layers
+    before the first weighted one only carry the (constant) analog input.
+    """
+    batch = x.shape[0]
+    layers = bundle.layers
+    shapes, shape = [], tuple(bundle.input.shape)
+    for layer in layers:
+        shapes.append(shape)
+        shape = output_shape(layer, shape)
+    out_shapes = shapes[1:] + [shape]
+    first = next(k for k, layer in enumerate(layers) if layer.weighted)
+    index = {layer.name: k for k, layer in enumerate(layers)}
+    mats, biases, v0s, skips, fan_main, fan_skip = {}, {}, {}, {}, {}, {}
+    for k, layer in enumerate(layers):
+        if not layer.weighted:
+            continue
+        mats[k] = connection_matrix(layer, shapes[k], dtype)
+        biases[k] = np.broadcast_to(layer.bias.astype(dtype), out_shapes[k]).ravel()
+        v0s[k] = np.broadcast_to(layer.v0.astype(dtype), out_shapes[k]).ravel()
+        fan_main[k] = np.count_nonzero(mats[k], axis=1)  # synapses from each neuron of the main input
+        if layer.skip is not None:
+            skips[k] = index[layer.skip]
+            w = np.broadcast_to(layer.skip_weights.astype(dtype), out_shapes[k]).ravel()
+            mats[("skip", k)] = np.diag(w)  # the residual input: one synapse per neuron, same position
+            fan_skip[k] = np.count_nonzero(mats[("skip", k)], axis=1)
+
+    # The analog input through the shape layers before the first weighted layer (flatten, zero padding).
+    analog = x.reshape(batch, -1).astype(dtype)
+    for k in range(first):
+        analog = _shape_layer(layers[k], analog, shapes[k], out_shapes[k])
+    hidden = [k for k, layer in enumerate(layers) if layer.weighted and not layer.output]
+    v = {k: np.tile(v0s[k], (batch, 1)) for k in v0s}
+    refractory = {k: np.zeros(v[k].shape, np.int64) for k in v}
+    counts = {k: np.zeros((batch, math.prod(shapes[k])), np.int64) for k, l in enumerate(layers) if l.kind == "max_pool2d"}
+    best = {k: np.zeros((batch, math.prod(out_shapes[k])), np.int64) for k in counts}
+    out: dict[int, list[np.ndarray]] = {k: [] for k in range(first, len(layers))}
+
+    def emitted(k: int, t: int) -> np.ndarray:
+        """Layer k's output at step t (zeros before step 1)."""
+        if t < 1:
+            return np.zeros((batch, math.prod(out_shapes[k])), dtype)
+        return out[k][t - 1].astype(dtype)
+
     v_out, events = [], []
     for t in range(1, timesteps + 1):
         ev = np.zeros(batch, np.int64)
-        for l, layer in enumerate(layers):
+        for k in range(first, len(layers)):
+            layer = layers[k]
+            if not layer.weighted:
+                out[k].append(_shape_layer(layer, out[k - 1][t - 1], shapes[k], out_shapes[k], counts.get(k),
+                                           best.get(k)))
+                continue
             n = layer.neuron
             src_t = t - n.delay_steps
-            if src_t < 1:
-                source = np.zeros((batch, mats[l].shape[0]), dtype)
-            elif l == 0:
-                source = x_flat
+            if k == first:
+                source = analog if src_t >= 1 else np.zeros_like(analog)
             else:
-                source = spikes[l - 1][src_t - 1].astype(dtype)
-            current = source @ mats[l] + biases[l]
+                source = emitted(k - 1, src_t)
+                ev += out[k - 1][t - 1].astype(np.int64) @ fan_main[k]  # counted at emission, not arrival
+            current = source @ mats[k] + biases[k]
+            if k in skips:
+                current = current + emitted(skips[k], src_t) @ mats[("skip", k)]
+                ev += out[skips[k]][t - 1].astype(np.int64) @ fan_skip[k]
             if layer.output:
-                v[l] = v[l] + current
+                v[k] = v[k] + current
+                out[k].append(v[k].copy())
                 continue
-            active = refractory[l] == 0
-            v[l] = np.where(active, v[l] + current, v[l])
-            refractory[l] = np.where(active, 0, refractory[l] - 1)
-            fired = active & (v[l] >= n.threshold)
+            active = refractory[k] == 0
+            v[k] = np.where(active, v[k] + current, v[k])
+            refractory[k] = np.where(active, 0, refractory[k] - 1)
+            fired = active & (v[k] >= n.threshold)
             if n.reset == "subtract":
-                v[l] = np.where(fired, v[l] - n.threshold, v[l])
+                v[k] = np.where(fired, v[k] - n.threshold, v[k])
             else:
-                v[l] = np.where(fired, 0.0, v[l])
-            refractory[l] = np.where(fired, n.refractory_steps, refractory[l])
-            spikes[l].append(fired)
-            ev += fired.astype(np.int64) @ fanouts[l + 1]
-        v_out.append(v[-1].copy())
+                v[k] = np.where(fired, 0.0, v[k])
+            refractory[k] = np.where(fired, n.refractory_steps, refractory[k])
+            out[k].append(fired)
+        v_out.append(out[len(layers) - 1][t - 1])
         events.append(ev)
-    input_events = (x_flat != 0).astype(np.int64) @ fanouts[0]
+    # Analog input values x the first layer's non-zero synapses (zero padding adds no synapse).
+    input_events = (analog != 0).astype(np.int64) @ fan_main[first]
     return ReferenceResult(
-        spikes=[np.stack(s) for s in spikes],
+        spikes=[np.stack(out[k]) for k in hidden],
         v_out=np.stack(v_out),
         events=np.stack(events),
         input_events=input_events,
     )
 
+
+def _shape_layer(layer: Layer, x: np.ndarray, in_shape, out_shape, counts=None, best=None) -> np.ndarray:
+    """One step of a shape layer for a flat batch ``x`` (B, n_in); max pools update their state in place."""
+    batch = x.shape[0]
+    if layer.kind == "flatten":
+        return x.copy()
+    if layer.kind == "zero_pad2d":
+        (t, b), (l, r) = layer.pad
+        h, w, _ = in_shape
+        y = np.zeros((batch, *out_shape), x.dtype)
+        y[:, t:t + h, l:l + w] = x.reshape(batch, *in_shape)
+        return y.reshape(batch, -1)
+    if layer.kind == "max_pool2d":
+        # Spiking max pool: a unit spikes iff the largest spike count in its window grows at this step.
+        counts += x.astype(np.int64)
+        new = np.stack([max_pool_counts(layer, c.reshape(in_shape)).ravel() for c in counts])
+        fired = new > best
+        best[:] = new
+        return fired
+    raise ValueError(f"layer kind {layer.kind!r} is not simulated")

@@ -7,6 +7,9 @@ Design (what makes it fast at batch 1):
   for sparse spike blocks from summing only the weight rows of the neurons that spiked (event-driven).
   Only the elementwise membrane update loops over time. Every step's output is still returned.
 - Buffers are preallocated for ``max_chunk`` steps; the per-step loop allocates nothing.
+- Shape layers work on the same k-step blocks: zero padding copies a block into a preallocated,
+  zero-bordered buffer; the spiking max pool (:func:`kernels.pool_step`) keeps per-frame spike counts;
+  a residual input adds the source layer's (delayed) block times the per-neuron skip weights.
 Imports only NumPy: the node never loads TensorFlow.
 """
 
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.bundle import Bundle
-from ..model.layers import Layer, output_shape
+from ..model.layers import Layer, output_shape, skip_vector
 from . import kernels, ops
 
 # Below this fraction of active inputs a dense layer sums weight rows instead of running a GEMM.
@@ -58,11 +61,29 @@ class _Population:
         self.v = self.v0.copy()
         self.refractory = np.zeros(self.n, np.int32)
         self.history = np.zeros((self.delay, self.n_in), bool)  # in-flight spikes (delay line)
+        skip = skip_vector(layer, self.out_shape)
+        self.skip = None if skip is None else np.ascontiguousarray(skip, np.float32)
+        if self.skip is not None:
+            self.fanout_skip = ops.skip_fanout(layer, self.out_shape).astype(np.float64)
+            self.skip_current = np.empty((max_chunk, self.n), np.float32)
+            self.skip_history = np.zeros((self.delay, self.n), bool)
 
     def reset_state(self) -> None:
         self.v[:] = self.v0
         self.refractory[:] = 0
         self.history[:] = 0
+        if self.skip is not None:
+            self.skip_history[:] = 0
+
+    def add_skip(self, source: np.ndarray, current: np.ndarray) -> None:
+        """Add the residual input: the (delayed) source block (k, n) times the per-neuron skip weights."""
+        k = current.shape[0]
+        if self.delay:
+            stacked = np.concatenate([self.skip_history, source])
+            source, self.skip_history = stacked[:k], stacked[k:].copy()
+        extra = self.skip_current[:k]
+        np.multiply(source, self.skip, out=extra)
+        current += extra
 
     def synaptic_current(self, source: np.ndarray, k: int, spike_count: int = 0) -> np.ndarray:
         """Currents (k, n) = delayed ``source`` (k, n_in) through the synapses, plus bias.
@@ -92,6 +113,54 @@ class _Population:
         return spikes
 
 
+class _ZeroPad:
+    """zero_pad2d on spike blocks: the interior of a zero-bordered buffer (padding never spikes)."""
+
+    def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int):
+        self.in_shape, self.out_shape = in_shape, output_shape(layer, in_shape)
+        (self.top, _), (self.left, _) = layer.pad
+        self.out = np.zeros((max_chunk, *self.out_shape), bool)
+
+    def reset_state(self) -> None:
+        pass
+
+    def forward(self, block: np.ndarray) -> np.ndarray:
+        k, (h, w, _) = block.shape[0], self.in_shape
+        out = self.out[:k]
+        out[:, self.top:self.top + h, self.left:self.left + w] = block.reshape(k, *self.in_shape)
+        return out.reshape(k, -1)
+
+
+class _MaxPool:
+    """The spiking max pool: per-frame spike counts of its inputs, the largest count of every window."""
+
+    def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int, kernels):
+        self.kernels = kernels
+        n_in = math.prod(in_shape)
+        index = ops.pool_index(layer, in_shape)
+        self.index = np.ascontiguousarray(np.where(index < 0, n_in, index))  # padding reads a count that stays 0
+        self.counts = np.zeros(n_in + 1, np.int32)
+        self.best = np.zeros(self.index.shape[0], np.int32)
+        self.out = np.zeros((max_chunk, self.index.shape[0]), bool)
+
+    def reset_state(self) -> None:
+        self.counts[:] = 0
+        self.best[:] = 0
+
+    def forward(self, block: np.ndarray) -> np.ndarray:
+        out = self.out[: block.shape[0]]
+        self.kernels.pool_step(block, self.counts, self.best, self.index, out)
+        return out
+
+
+class _Flatten:
+    def reset_state(self) -> None:
+        pass
+
+    def forward(self, block: np.ndarray) -> np.ndarray:
+        return block  # blocks are already flat (C order)
+
+
 class StreamingEngine:
     """Simulate one input frame at a time; ``advance(k)`` returns the output after each of k steps.
 
@@ -105,12 +174,26 @@ class StreamingEngine:
         ks = kernels.kernel_set(compiled)
         self.max_chunk = max_chunk
         self.num_classes = bundle.num_classes
-        shape, self.pops = tuple(bundle.input.shape), []
+        shape, self.pops, self.stages = tuple(bundle.input.shape), [], []
+        self._first_index = next(i for i, layer in enumerate(bundle.layers) if layer.weighted)
+        self._analog_layers = bundle.layers[:self._first_index]  # shape layers on the analog input
+        index = {layer.name: i for i, layer in enumerate(bundle.layers)}
+        self._skips = []  # per stage: the stage index of its residual source, or None
         for layer in bundle.layers:
             if layer.weighted:
-                self.pops.append(_Population(layer, shape, max_chunk, event_density, ks))
+                stage = _Population(layer, shape, max_chunk, event_density, ks)
+                self.pops.append(stage)
+            elif layer.kind == "zero_pad2d":
+                stage = _ZeroPad(layer, shape, max_chunk)
+            elif layer.kind == "max_pool2d":
+                stage = _MaxPool(layer, shape, max_chunk, ks)
+            else:
+                stage = _Flatten()
+            self.stages.append(stage)
+            self._skips.append(index[layer.skip] if layer.weighted and layer.skip is not None else None)
             shape = output_shape(layer, shape)
         self.first, self.output = self.pops[0], self.pops[-1]
+        self._blocks: list = [None] * len(self.stages)
         self._analog_current = np.zeros(self.first.n, np.float32)
         self._previous_current = self._analog_current
         self.t = 0
@@ -129,9 +212,11 @@ class StreamingEngine:
         if x.shape != tuple(self.bundle.input.shape):
             raise ValueError(f"input shape {x.shape} != bundle input shape {tuple(self.bundle.input.shape)}")
         if not keep_state:
-            for pop in self.pops:
-                pop.reset_state()
+            for stage in self.stages:
+                stage.reset_state()
         first = self.first
+        for layer in self._analog_layers:
+            x = ops.zero_pad(x.reshape(1, *x.shape), layer)[0] if layer.kind == "zero_pad2d" else x.reshape(-1)
         self._previous_current = self._analog_current if keep_state else np.zeros_like(self._analog_current)
         if first.layer.kind == "dense":
             self._analog_current = np.empty(first.n, np.float32)
@@ -156,10 +241,22 @@ class StreamingEngine:
             # previous frame's input is still in flight (keep_state) or nothing is.
             current[: first.delay - self.t] = self._previous_current
         current += first.bias
-        for pop, nxt in zip(self.pops[:-1], self.pops[1:]):
-            spikes = pop.integrate(current)
-            count = self.kernels.spike_events(spikes, nxt.fanout_in, events)
-            current = nxt.synaptic_current(spikes, k, count)
+        blocks, count_events = self._blocks, self.kernels.spike_events
+        if first is not self.output:
+            blocks[self._first_index] = first.integrate(current)
+        for i in range(self._first_index + 1, len(self.stages)):
+            stage = self.stages[i]
+            if stage.__class__ is not _Population:
+                blocks[i] = stage.forward(blocks[i - 1])
+                continue
+            count = count_events(blocks[i - 1], stage.fanout_in, events)
+            current = stage.synaptic_current(blocks[i - 1], k, count)
+            if stage.skip is not None:
+                source = blocks[self._skips[i]]
+                count_events(source, stage.fanout_skip, events)
+                stage.add_skip(source, current)
+            if stage is not self.output:
+                blocks[i] = stage.integrate(current)
         out = self.output
         v_out = np.cumsum(np.concatenate([out.v[None], current]), axis=0, dtype=np.float32)[1:]
         out.v[:] = v_out[-1]

@@ -9,7 +9,9 @@ one GEMM over all T x batch spike rows was measured slower on the CPU: it stream
 tensors through memory.) Weights live in variables, so ``set_parameters`` swaps them without
 recompiling. Batches are split into equal chunks (bounded memory, one compilation per chunk size);
 with a fixed ``batch_size`` the last chunk is zero-padded and its padding rows are dropped before
-anything is counted. Runs on a GPU when TensorFlow sees one.
+anything is counted. Shape layers run inside the loop too (zero padding, flatten, and the spiking
+max pool, whose per-sample spike counts are loop state); a residual input adds the source layer's
+(delayed) output times the per-neuron skip weights. Runs on a GPU when TensorFlow sees one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from ..model.bundle import Bundle  # noqa: E402
-from ..model.layers import Layer, output_shape, same_padding  # noqa: E402
+from ..model.layers import Layer, output_shape, same_padding, skip_vector  # noqa: E402
 from . import ops  # noqa: E402
 from .result import EngineResult  # noqa: E402,F401  (re-exported)
 
@@ -38,9 +40,12 @@ class TFEngine:
         self.bundle = bundle
         self.layers: list[Layer] = []
         self.in_shapes, self.out_shapes, fanouts = [], [], []
+        self.node_in, self.node_out = [], []  # input and output shape of every bundle layer
         shape = tuple(bundle.input.shape)
         for layer in bundle.layers:
             out = output_shape(layer, shape)
+            self.node_in.append(shape)
+            self.node_out.append(out)
             if layer.weighted:
                 self.layers.append(layer)
                 self.in_shapes.append(shape)
@@ -74,6 +79,10 @@ class TFEngine:
             "fanout": [f.astype(dt.as_numpy_dtype) for f, dt in zip(fanouts, self._count_dtype)],
             "bias": [np.broadcast_to(l.bias, s).reshape(-1).astype(np.float32) for l, s in zip(layers, self.out_shapes)],
             "v0": [np.broadcast_to(l.v0, s).reshape(-1).astype(np.float32) for l, s in zip(layers, self.out_shapes)],
+            "skip": [None if l.skip is None else skip_vector(l, s).astype(np.float32)
+                     for l, s in zip(layers, self.out_shapes)],
+            "skip_fanout": [None if l.skip is None else ops.skip_fanout(l, s).astype(np.float32)
+                            for l, s in zip(layers, self.out_shapes)],
         }
 
     def set_parameters(self, bundle: Bundle) -> None:
@@ -81,7 +90,9 @@ class TFEngine:
         layers = [layer for layer in bundle.layers if layer.weighted]
         same = len(layers) == len(self.layers) and all(
             a.kind == b.kind and a.weights.shape == b.weights.shape and a.neuron == b.neuron and a.strides == b.strides
-            and a.padding == b.padding for a, b in zip(layers, self.layers))
+            and a.padding == b.padding and a.skip == b.skip for a, b in zip(layers, self.layers))
+        same = same and [(l.kind, l.pad, l.pool_size, l.strides, l.padding) for l in bundle.layers if not l.weighted] \
+            == [(l.kind, l.pad, l.pool_size, l.strides, l.padding) for l in self.bundle.layers if not l.weighted]
         if not same:
             raise ValueError("set_parameters needs the same architecture and neuron dynamics; build a new TFEngine")
         for key, vals in self._parameter_values(bundle).items():
@@ -128,11 +139,16 @@ class TFEngine:
             if record_v_out:
                 vouts.append(v.numpy()[:, :valid])
         fan0 = self.fanouts[0]
+        analog = x
+        for layer in self.bundle.layers:  # the shape layers before the first weighted layer
+            if layer.weighted:
+                break
+            analog = ops.zero_pad(analog, layer) if layer.kind == "zero_pad2d" else analog.reshape(n, -1)
         return EngineResult(
             predictions=np.concatenate(preds, axis=1).astype(np.int32),
             events=np.rint(np.concatenate(events, axis=1)).astype(np.int64),
             layer_spikes=np.sum(spikes, axis=0).astype(np.int64) if spikes else np.zeros((0, timesteps), np.int64),
-            input_events=(x.reshape(n, -1) != 0).astype(np.int64) @ fan0.astype(np.int64),
+            input_events=(analog.reshape(n, -1) != 0).astype(np.int64) @ fan0.astype(np.int64),
             v_out=np.concatenate(vouts, axis=1) if record_v_out else None,
         )
 
@@ -165,58 +181,115 @@ class TFEngine:
             y = tf.nn.depthwise_conv2d(x, w, strides, "VALID")
         return tf.reshape(y, (m, -1))
 
+    def _shape_input(self, k: int, x: tf.Tensor) -> tf.Tensor:
+        """Zero padding or flatten (bundle layer k) of a flat batch x (M, n_in); returns (M, n_out)."""
+        layer, m = self.bundle.layers[k], tf.shape(x)[0]
+        if layer.kind == "zero_pad2d":
+            x = tf.pad(tf.reshape(x, (m, *self.node_in[k])), [[0, 0], list(layer.pad[0]), list(layer.pad[1]), [0, 0]])
+        return tf.reshape(x, (m, -1))
+
+    def _pool_max(self, k: int, counts: tf.Tensor) -> tf.Tensor:
+        """Largest spike count in every window of max pool k, for counts (M, H, W, C); returns (M, n_out)."""
+        layer, (h, w, _) = self.bundle.layers[k], self.node_in[k]
+        if layer.padding == "same":  # zeros: counts are never negative, so this equals TF's -inf padding
+            pads = [same_padding(h, layer.pool_size[0], layer.strides[0]),
+                    same_padding(w, layer.pool_size[1], layer.strides[1])]
+            counts = tf.pad(counts, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
+        y = tf.nn.max_pool2d(counts, layer.pool_size, layer.strides, "VALID")
+        return tf.reshape(y, (tf.shape(counts)[0], -1))
+
     def _simulate(self, x: tf.Tensor, timesteps: int, record_v_out: bool):
-        """One compiled loop over time; the state is only (batch x neurons) per layer."""
-        batch, layers = x.shape[0], self.layers
+        """One compiled loop over time; the state is only (batch x neurons) per layer (and max pool)."""
+        batch, layers, blayers = x.shape[0], self.layers, self.bundle.layers
         n_hidden = len(layers) - 1
-        analog = self._linear(0, x)  # the analog input current, computed once
+        first = next(k for k, layer in enumerate(blayers) if layer.weighted)
+        windex = {}  # bundle index -> weighted index
+        for k, layer in enumerate(blayers):
+            if layer.weighted:
+                windex[k] = len(windex)
+        names = {layer.name: k for k, layer in enumerate(blayers)}
+        skips = {k: names[layer.skip] for k, layer in enumerate(blayers) if layer.weighted and layer.skip is not None}
+        pools = [k for k, layer in enumerate(blayers) if layer.kind == "max_pool2d"]
+        h = tf.reshape(x, (batch, -1))
+        for k in range(first):  # shape layers on the analog input
+            h = self._shape_input(k, h)
+        analog = self._linear(0, h)  # the analog input current, computed once
 
         def zeros(i, dtype=tf.float32):
             return tf.zeros((batch, math.prod(self.out_shapes[i])), dtype)
 
-        # State: V and refractory counters per layer, and for each layer with synaptic delay d the
-        # last d source outputs (oldest first).
+        # State: V and refractory counters per layer, for each layer with synaptic delay d the last d
+        # source outputs (oldest first, main and residual input), and per max pool its inputs' spike
+        # counts and the largest count of each window so far.
         v = [tf.broadcast_to(self._vars["v0"][i], (batch, math.prod(s))) for i, s in enumerate(self.out_shapes)]
         ref = [zeros(i, tf.int32) if l.neuron.refractory_steps else tf.zeros((0,), tf.int32)
                for i, l in enumerate(layers)]
         lines = [tf.zeros((l.neuron.delay_steps, batch, math.prod(self.in_shapes[i])))
                  if (i > 0 and l.neuron.delay_steps) else tf.zeros((0,)) for i, l in enumerate(layers)]
+        skip_lines = [tf.zeros((l.neuron.delay_steps, batch, math.prod(self.out_shapes[i])))
+                      if (l.skip is not None and l.neuron.delay_steps) else tf.zeros((0,)) for i, l in enumerate(layers)]
+        pool_state = [(tf.zeros((batch, *self.node_in[k])), tf.zeros((batch, math.prod(self.node_out[k]))))
+                      for k in pools]
         ta = lambda dt: tf.TensorArray(dt, size=timesteps)  # noqa: E731
         outs = (ta(tf.int32), ta(tf.float64), ta(tf.float32), ta(tf.float32) if record_v_out else ta(tf.float32))
 
-        def body(t, v, ref, lines, outs):
+        def delayed(line, value):
+            """Push ``value`` into a delay line; returns (new line, the value that arrives now)."""
+            return tf.concat([line[1:], value[None]], axis=0), line[0]
+
+        def body(t, v, ref, lines, skip_lines, pool_state, outs):
             preds_ta, events_ta, spikes_ta, vout_ta = outs
-            v, ref, lines = list(v), list(ref), list(lines)
+            v, ref, lines, skip_lines, pool_state = list(v), list(ref), list(lines), list(skip_lines), list(pool_state)
             events = tf.zeros((batch,), tf.float64)
             counts = []
-            source = None
-            for i, layer in enumerate(layers):
+            node = {}  # bundle index -> this step's output (batch, n), float32 0/1 for spikes
+            for k in range(first, len(blayers)):
+                layer = blayers[k]
+                if not layer.weighted:
+                    if layer.kind == "max_pool2d":
+                        p = pools.index(k)
+                        total = pool_state[p][0] + tf.reshape(node[k - 1], (batch, *self.node_in[k]))
+                        best = self._pool_max(k, total)
+                        node[k] = tf.cast(best > pool_state[p][1], tf.float32)
+                        pool_state[p] = (total, best)
+                    else:
+                        node[k] = self._shape_input(k, node[k - 1])
+                    continue
+                i = windex[k]
                 d = layer.neuron.delay_steps
                 if i == 0:
                     arrived = tf.cast(t >= d, tf.float32)  # t is 0-based: step t+1 sees input iff t+1 > d
                     current = arrived * analog + self._vars["bias"][0]
                 else:
+                    # each spike x its neuron's non-zero outgoing synapses, counted per sample at emission
+                    source = node[k - 1]
+                    events += tf.cast(tf.linalg.matvec(tf.cast(source, self._count_dtype[i]),
+                                                       self._vars["fanout"][i]), tf.float64)
                     if d:  # the spikes arriving now were emitted d steps ago
-                        lines[i], source = tf.concat([lines[i][1:], source[None]], axis=0), lines[i][0]
+                        lines[i], source = delayed(lines[i], source)
                     current = self._linear(i, source) + self._vars["bias"][i]
+                    if layer.skip is not None:
+                        extra = node[skips[k]]
+                        events += tf.cast(tf.linalg.matvec(extra, self._vars["skip_fanout"][i]), tf.float64)
+                        if d:
+                            skip_lines[i], extra = delayed(skip_lines[i], extra)
+                        current = current + extra * self._vars["skip"][i]
                 if layer.output:
                     v[i] = v[i] + current
                     break
                 spikes, v[i], ref[i] = self._update(layer, v[i], ref[i], current)
-                # each spike x its neuron's non-zero outgoing synapses, counted per sample at emission
-                events += tf.cast(tf.linalg.matvec(tf.cast(spikes, self._count_dtype[i + 1]),
-                                                   self._vars["fanout"][i + 1]), tf.float64)
                 counts.append(tf.reduce_sum(spikes, axis=1))
-                source = spikes
+                node[k] = spikes
             vmax = tf.reduce_max(v[-1], axis=-1, keepdims=True)
             classes = tf.range(v[-1].shape[-1], dtype=tf.int32)
             preds = tf.reduce_min(tf.where(v[-1] == vmax, classes, v[-1].shape[-1]), axis=-1)  # first argmax
             outs = (preds_ta.write(t, preds), events_ta.write(t, events),
                     spikes_ta.write(t, tf.stack(counts) if counts else tf.zeros((0, batch))),
                     vout_ta.write(t, v[-1]) if record_v_out else vout_ta)
-            return t + 1, v, ref, lines, outs
+            return t + 1, v, ref, lines, skip_lines, pool_state, outs
 
-        _, v, _, _, outs = tf.while_loop(lambda t, *_: t < timesteps, body, (tf.constant(0), v, ref, lines, outs))
+        _, v, _, _, _, _, outs = tf.while_loop(lambda t, *_: t < timesteps, body,
+                                               (tf.constant(0), v, ref, lines, skip_lines, pool_state, outs))
         preds, events, spikes, vout = outs
         layer_spikes = tf.transpose(spikes.stack(), (1, 0, 2)) if n_hidden else tf.zeros((0, timesteps, batch))
         return preds.stack(), events.stack(), layer_spikes, (vout.stack() if record_v_out else tf.zeros(()))
