@@ -37,14 +37,14 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("NODE_BENCH_DOMAIN_ID", "78")
 
 
-def reexec_in_ros_env(argv):
-    """Re-run inside scripts/ros_env.sh's environment (and unshare -n when possible)."""
+def reexec_in_ros_env(argv, script=__file__):
+    """Re-run ``script`` inside scripts/ros_env.sh's environment (and unshare -n when possible)."""
     env_out = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/ros_env.sh >/dev/null && env -0"],
                              capture_output=True, check=True, env=os.environ).stdout.decode()
     env = dict(kv.split("=", 1) for kv in env_out.split("\0") if "=" in kv)
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
     env["NODE_BENCH_INNER"] = "1"
-    cmd = [sys.executable, __file__, *argv]
+    cmd = [sys.executable, str(script), *argv]
     if (os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip")
             and subprocess.run(["unshare", "-n", "-m", "-p", "-f", "--kill-child", "--mount-proc", "true"],
                                capture_output=True).returncode == 0):
@@ -57,6 +57,23 @@ def reexec_in_ros_env(argv):
 def pct(values, q):
     s = sorted(values)
     return s[min(len(s) - 1, int(q / 100 * len(s)))] if s else float("nan")
+
+
+def deadline_summary(rows: list, budgets: list) -> dict:
+    """Rows (budget, rtt, deadline_met, elapsed, timestep, correct, stop_reason, mode) -> the client-side
+    distribution per budget."""
+    def one(sel):
+        rtt = [r[1] * 1e3 for r in sel]
+        return {"n": len(sel), "within_budget_plus_2ms": sum(r[1] <= r[0] + 0.002 for r in sel) / len(sel),
+                "node_deadline_met": sum(r[2] for r in sel) / len(sel),
+                "rtt_p50_ms": pct(rtt, 50), "rtt_p99_ms": pct(rtt, 99), "rtt_max_ms": max(rtt),
+                "median_timesteps": statistics.median(r[4] for r in sel),
+                "accuracy": sum(r[5] for r in sel) / len(sel)}
+
+    out = one(rows) if rows else {"n": 0}
+    out["stop_reasons"] = {s: sum(r[6] == s for r in rows) for s in {r[6] for r in rows}}
+    out["per_budget"] = {f"{b * 1e3:g}ms": one(sel) for b in budgets if (sel := [r for r in rows if r[0] == b])}
+    return out
 
 
 def rss_mb(pid: int) -> float:
@@ -135,8 +152,12 @@ def run(args) -> dict:
     def set_params(**kv):
         req = SetParameters.Request()
         for k, v in kv.items():
-            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v) if isinstance(v, int) else \
-                ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(v))
+            if isinstance(v, bool):
+                pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)
+            elif isinstance(v, int):
+                pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
+            else:
+                pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(v))
             req.parameters.append(Parameter(name=k, value=pv))
         fut = setp.call_async(req)
         while not fut.done():
@@ -153,7 +174,7 @@ def run(args) -> dict:
             time.sleep(0.0005)
         raise TimeoutError(f"no final estimate for frame {tag}/{i}")
 
-    results: dict = {"model": model, "timesteps_per_frame": args.timesteps}
+    results: dict = {"model": model, "timesteps_per_frame": args.timesteps, "load_average_start": os.getloadavg()}
     try:
         t0 = time.monotonic()
         while not (srv.service_is_ready() and setp.service_is_ready() and pub.get_subscription_count() > 0):
@@ -162,56 +183,57 @@ def run(args) -> dict:
             time.sleep(0.05)
         rss0 = rss_mb(proc.pid)
 
-        # 1. first estimate latency (publish_every 1), 100 frames at 20 Hz after 10 warm-up frames
-        lat_node, lat_client = [], []
-        lost = 0
-        for i in range(110):
-            for _attempt in range(10):  # best effort: the first frames after discovery can be lost
-                t_pub = time.monotonic()
-                pub.publish(image(i, 1))
-                try:
-                    rows = wait_final(1, i, timeout=0.5)
-                    break
-                except TimeoutError:
-                    lost += 1
-            else:
-                raise RuntimeError("the node does not answer:\n" + Path(node_log.name).read_text()[-3000:])
-            first = min(rows, key=lambda r: r[3])
-            if i >= 10:
-                lat_node.append(first[5] * 1e3)
-                lat_client.append((first[0] - t_pub) * 1e3)
-            time.sleep(0.05)
-        results["first_estimate_ms"] = {"node_median": statistics.median(lat_node), "node_p90": pct(lat_node, 90),
-                                        "client_roundtrip_median": statistics.median(lat_client),
-                                        "client_roundtrip_p90": pct(lat_client, 90), "frames": len(lat_node),
-                                        "resent_frames": lost}
+        if not args.skip_rate:
+            # 1. first estimate latency (publish_every 1), 100 frames at 20 Hz after 10 warm-up frames
+            lat_node, lat_client = [], []
+            lost = 0
+            for i in range(110):
+                for _attempt in range(10):  # best effort: the first frames after discovery can be lost
+                    t_pub = time.monotonic()
+                    pub.publish(image(i, 1))
+                    try:
+                        rows = wait_final(1, i, timeout=0.5)
+                        break
+                    except TimeoutError:
+                        lost += 1
+                else:
+                    raise RuntimeError("the node does not answer:\n" + Path(node_log.name).read_text()[-3000:])
+                first = min(rows, key=lambda r: r[3])
+                if i >= 10:
+                    lat_node.append(first[5] * 1e3)
+                    lat_client.append((first[0] - t_pub) * 1e3)
+                time.sleep(0.05)
+            results["first_estimate_ms"] = {"node_median": statistics.median(lat_node), "node_p90": pct(lat_node, 90),
+                                            "client_roundtrip_median": statistics.median(lat_client),
+                                            "client_roundtrip_p90": pct(lat_client, 90), "frames": len(lat_node),
+                                            "resent_frames": lost}
 
-        # 2. timestep rate: one long frame each
-        rates = {}
-        for every in (10, 1):
-            set_params(publish_every=every, timesteps=args.rate_steps)
-            time.sleep(0.2)
-            time.sleep(1.1)
-            with lock:
-                before = dict(diags[-1]) if diags else {}
-            vals = []
-            for rep in range(3):
-                pub.publish(image(rep, 2 + every))
-                rows = wait_final(2 + every, rep, timeout=120)
-                final = [r for r in rows if r[4]][-1]
-                vals.append(final[3] / final[5])
-            time.sleep(1.2)  # a diagnostics period after the runs
-            with lock:
-                after = dict(diags[-1]) if diags else {}
-            try:  # steps / seconds inside engine.advance, from the node's cumulative counters
-                engine_rate = ((int(after["steps_total"]) - int(before["steps_total"]))
-                               / (float(after["step_seconds_total"]) - float(before["step_seconds_total"])))
-            except (KeyError, ZeroDivisionError, ValueError):
-                engine_rate = float("nan")
-            rates[f"publish_every_{every}"] = {"steps_per_s_median": statistics.median(vals),
-                                               "engine_only_steps_per_s": engine_rate}
-        results["timestep_rate"] = rates
-        set_params(publish_every=1, timesteps=args.timesteps)
+            # 2. timestep rate: one long frame each
+            rates = {}
+            for every in (10, 1):
+                set_params(publish_every=every, timesteps=args.rate_steps)
+                time.sleep(0.2)
+                time.sleep(1.1)
+                with lock:
+                    before = dict(diags[-1]) if diags else {}
+                vals = []
+                for rep in range(3):
+                    pub.publish(image(rep, 2 + every))
+                    rows = wait_final(2 + every, rep, timeout=120)
+                    final = [r for r in rows if r[4]][-1]
+                    vals.append(final[3] / final[5])
+                time.sleep(1.2)  # a diagnostics period after the runs
+                with lock:
+                    after = dict(diags[-1]) if diags else {}
+                try:  # steps / seconds inside engine.advance, from the node's cumulative counters
+                    engine_rate = ((int(after["steps_total"]) - int(before["steps_total"]))
+                                   / (float(after["step_seconds_total"]) - float(before["step_seconds_total"])))
+                except (KeyError, ZeroDivisionError, ValueError):
+                    engine_rate = float("nan")
+                rates[f"publish_every_{every}"] = {"steps_per_s_median": statistics.median(vals),
+                                                   "engine_only_steps_per_s": engine_rate}
+            results["timestep_rate"] = rates
+            set_params(publish_every=1, timesteps=args.timesteps)
 
         # 3. deadline queries, from a client node spun on this thread (no cross-thread hand-off in the client)
         budgets = [0.002, 0.005, 0.01, 0.02, 0.05]
@@ -232,8 +254,15 @@ def run(args) -> dict:
             req = ClassifyWithDeadline.Request(image=image(i, 9), max_timesteps=1_000_000)
             req.budget.nanosec = 2_000_000
             call(req)
+        # --ab: alternate blocks of 50 queries with the budget counted from the client's send time (the
+        # default) and from the node's receipt, so both see the same machine load.
+        modes = ["send", "receipt"] if args.ab else ["send" if args.budget_from == "send" else "receipt"]
         rows = []
+        load_q0 = os.getloadavg()
         for q in range(args.queries):
+            mode = modes[(q // 50) % len(modes)]
+            if q % 50 == 0 and (args.ab or q == 0):
+                set_params(budget_from_send_time=mode == "send")
             b = float(rng.choice(budgets))
             req = ClassifyWithDeadline.Request(image=image(q, 9), max_timesteps=1_000_000)
             req.budget.nanosec = int(b * 1e9)
@@ -242,22 +271,14 @@ def run(args) -> dict:
             rtt = time.monotonic() - t_call
             r = fut.result()
             rows.append((b, rtt, r.deadline_met, r.result.elapsed.nanosec * 1e-9, r.result.timestep,
-                         r.result.top_class == labels[q % len(labels)], r.stop_reason))
-        within = [rtt <= b + 0.002 for b, rtt, *_ in rows]
-        per_budget = {}
-        for b in budgets:
-            sel = [r for r in rows if r[0] == b]
-            if sel:
-                per_budget[f"{b * 1e3:g}ms"] = {
-                    "n": len(sel), "within_budget_plus_2ms": sum(r[1] <= b + 0.002 for r in sel) / len(sel),
-                    "node_deadline_met": sum(r[2] for r in sel) / len(sel),
-                    "rtt_p99_ms": pct([r[1] * 1e3 for r in sel], 99),
-                    "median_timesteps": statistics.median(r[4] for r in sel),
-                    "accuracy": sum(r[5] for r in sel) / len(sel)}
-        results["deadline_queries"] = {"n": len(rows), "within_budget_plus_2ms": sum(within) / len(rows),
-                                       "node_deadline_met": sum(r[2] for r in rows) / len(rows),
-                                       "stop_reasons": {s: sum(r[6] == s for r in rows) for s in {r[6] for r in rows}},
-                                       "per_budget": per_budget}
+                         r.result.top_class == labels[q % len(labels)], r.stop_reason, mode))
+        time.sleep(1.1)
+        with lock:
+            transit = {k: diags[-1].get(k) for k in ("query_transit_ms_median", "query_transit_ms_max")} \
+                if diags else {}
+        results["deadline_queries"] = {m: deadline_summary([r for r in rows if r[7] == m], budgets) for m in modes}
+        results["deadline_queries"]["load_average"] = [load_q0, os.getloadavg()]
+        results["deadline_queries"]["node_transit_last_256"] = transit
 
         # 4. 30 fps soak
         if args.soak > 0:
@@ -278,6 +299,7 @@ def run(args) -> dict:
             with lock:
                 results["soak"]["diagnostics"] = diags[-1] if diags else {}
     finally:
+        results["load_average_end"] = os.getloadavg()
         stop.set()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -292,25 +314,35 @@ def run(args) -> dict:
 
 
 def report(r: dict) -> str:
-    fe, tr, dq = r["first_estimate_ms"], r["timestep_rate"], r["deadline_queries"]
-    lines = [
-        f"model: {r['model']}",
-        f"first estimate, node-side (receipt -> publish): median {fe['node_median']:.3f} ms, p90 {fe['node_p90']:.3f} ms"
-        f" ({fe['frames']} frames); client round trip median {fe['client_roundtrip_median']:.3f} ms",
-    ]
+    fe, tr, dq = r.get("first_estimate_ms"), r.get("timestep_rate", {}), r["deadline_queries"]
+    lines = [f"model: {r['model']}"]
+    if fe:
+        lines.append(f"first estimate, node-side (receipt -> publish): median {fe['node_median']:.3f} ms, p90 "
+                     f"{fe['node_p90']:.3f} ms ({fe['frames']} frames); client round trip median "
+                     f"{fe['client_roundtrip_median']:.3f} ms")
     for k, v in tr.items():
         lines.append(f"timestep rate, {k}: {v['steps_per_s_median']:.0f} steps/s in the node "
                      f"(engine only: {v['engine_only_steps_per_s']:.0f} steps/s)")
-    lines.append(f"deadline queries: {dq['n']}, answered within budget + 2 ms: {dq['within_budget_plus_2ms']:.1%}; "
-                 f"node-side deadline met: {dq['node_deadline_met']:.1%}; stop reasons {dq['stop_reasons']}")
-    for k, v in dq["per_budget"].items():
-        lines.append(f"  budget {k:>5}: n={v['n']}, within+2ms {v['within_budget_plus_2ms']:.1%}, rtt p99 "
-                     f"{v['rtt_p99_ms']:.2f} ms, median {v['median_timesteps']:.0f} timesteps, accuracy {v['accuracy']:.1%}")
+    la = dq["load_average"]
+    lines.append(f"deadline queries (load average {la[0][0]:.2f} -> {la[1][0]:.2f}; node: request sent -> callback "
+                 f"median {dq['node_transit_last_256'].get('query_transit_ms_median')} ms, max "
+                 f"{dq['node_transit_last_256'].get('query_transit_ms_max')} ms over its last 256):")
+    for mode in ("send", "receipt"):
+        if mode not in dq:
+            continue
+        d = dq[mode]
+        lines.append(f" budget from {mode}: {d['n']} queries, within budget + 2 ms: {d['within_budget_plus_2ms']:.1%}; "
+                     f"node-side deadline met: {d['node_deadline_met']:.1%}; stop reasons {d['stop_reasons']}")
+        for k, v in d["per_budget"].items():
+            lines.append(f"  budget {k:>5}: n={v['n']:4d}, within+2ms {v['within_budget_plus_2ms']:6.1%}, rtt p50/p99/max "
+                         f"{v['rtt_p50_ms']:.2f}/{v['rtt_p99_ms']:.2f}/{v['rtt_max_ms']:.2f} ms, median "
+                         f"{v['median_timesteps']:.0f} timesteps, accuracy {v['accuracy']:.1%}")
     if "soak" in r:
         s = r["soak"]
         lines.append(f"30 fps soak: {s['seconds']:g} s, {s['frames_sent']} frames, node alive {s['node_alive']}, "
                      f"RSS {s['rss_start_mb']:.1f} -> {s['rss_end_mb']:.1f} MB (growth {s['rss_growth_mb']:+.1f} MB)")
-    lines.append(f"node exit code after SIGTERM: {r.get('node_exit_code')}")
+    lines.append(f"node exit code after SIGTERM: {r.get('node_exit_code')}; load average at start "
+                 f"{r['load_average_start'][0]:.2f}, at end {r.get('load_average_end', [float('nan')])[0]:.2f}")
     return "\n".join(lines)
 
 
@@ -322,6 +354,11 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--soak", type=float, default=20.0, help="seconds of the 30 fps stream (600 for the full target)")
     ap.add_argument("--deadline-margin", type=float, help="the node's deadline_margin parameter (default: its own)")
+    ap.add_argument("--budget-from", choices=["send", "receipt"], default="send",
+                    help="the node's budget_from_send_time parameter for the deadline queries")
+    ap.add_argument("--ab", action="store_true",
+                    help="alternate blocks of 50 deadline queries between --budget-from send and receipt")
+    ap.add_argument("--skip-rate", action="store_true", help="skip the first-estimate and rate measurements")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     if not os.environ.get("NODE_BENCH_INNER"):

@@ -26,7 +26,7 @@ import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rcl_interfaces.srv import GetParameters, SetParameters, SetParametersAtomically  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -102,6 +102,9 @@ class Agent:
         n.create_subscription(ClassifyAnytime.Impl.FeedbackMessage, self._name("classify_anytime/_action/feedback"),
                               self._on_raw_fb, QoSProfile(depth=1000))
         self.params = n.create_client(SetParameters, self._name("anytime_classifier/set_parameters"))
+        self.params_atomic = n.create_client(SetParametersAtomically,
+                                             self._name("anytime_classifier/set_parameters_atomically"))
+        self.get_params = n.create_client(GetParameters, self._name("anytime_classifier/get_parameters"))
 
     def _on_cls(self, m):
         with self.lock:
@@ -319,8 +322,8 @@ class Agent:
             time.sleep(0.001)
         return {"ok": self._pending_goal.done() and self._pending_goal.result().accepted}
 
-    def cmd_set_params(self, params: dict, timeout=10.0):
-        req = SetParameters.Request()
+    def cmd_set_params(self, params: dict, timeout=10.0, atomic=False):
+        req = (SetParametersAtomically if atomic else SetParameters).Request()
         for name, value in params.items():
             pv = ParameterValue()
             if isinstance(value, bool):
@@ -332,12 +335,40 @@ class Agent:
             else:
                 pv.type, pv.string_value = ParameterType.PARAMETER_STRING, str(value)
             req.parameters.append(ParameterMsg(name=name, value=pv))
-        fut = self.params.call_async(req)
+        fut = (self.params_atomic if atomic else self.params).call_async(req)
         ev = threading.Event()
         fut.add_done_callback(lambda _f: ev.set())
         if not ev.wait(timeout):
             return {"ok": False, "error": "set_parameters timed out"}
-        return {"ok": True, "results": [{"successful": r.successful, "reason": r.reason} for r in fut.result().results]}
+        res = [fut.result().result] if atomic else fut.result().results
+        return {"ok": True, "results": [{"successful": r.successful, "reason": r.reason} for r in res]}
+
+    def cmd_get_params(self, names: list, timeout=10.0):
+        fut = self.get_params.call_async(GetParameters.Request(names=names))
+        ev = threading.Event()
+        fut.add_done_callback(lambda _f: ev.set())
+        if not ev.wait(timeout):
+            return {"ok": False, "error": "get_parameters timed out"}
+        vals = {}
+        for name, v in zip(names, fut.result().values):
+            vals[name] = {ParameterType.PARAMETER_BOOL: v.bool_value, ParameterType.PARAMETER_INTEGER: v.integer_value,
+                          ParameterType.PARAMETER_DOUBLE: v.double_value,
+                          ParameterType.PARAMETER_STRING: v.string_value}.get(v.type)
+        return {"ok": True, "values": vals}
+
+    def cmd_killed_client(self, kind="action", steps=1_000_000, budget=0.0, timeout=30.0):
+        """Start a client process (ros_victim.py) that sends a goal / request, SIGKILL it while the node works."""
+        env = dict(os.environ, AGENT_NAMESPACE=self.ns)
+        victim = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ros_victim.py")), kind, str(steps),
+                                   str(budget)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        box: list = []
+        reader = threading.Thread(target=lambda: box.append(victim.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        victim.kill()
+        victim.wait()
+        sent = bool(box and box[0] and json.loads(box[0]).get("sent"))
+        return {"ok": sent, "killed_with": victim.returncode, **({} if sent else {"error": "victim never got going"})}
 
     def cmd_diagnostics(self, timeout=3.0):
         t0 = time.monotonic()

@@ -9,6 +9,7 @@ query never blocks the stream and several queries run at once.
 from __future__ import annotations
 
 import array
+import collections
 import signal
 import statistics
 import sys
@@ -22,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -40,6 +41,7 @@ from .core import (CANCELED, Estimate, Query, Readout, SettingsError, StopCondit
                    StreamSettings, uniform_estimate)
 from .image_convert import ImageRejected, InputAdapter
 from .model_path import resolve_model
+from .send_time import SendTimeExecutor, wants_send_time
 
 MAX_CHUNK = 64
 SHUTDOWN = "shutdown"  # stop reason of queries interrupted by the node's shutdown
@@ -67,6 +69,9 @@ PARAMS = {
     "deadline_margin": (0.001, "Seconds of a query's budget kept for delivering the answer (executor and "
                                "transport); the node stops computing at budget - deadline_margin - 3 % of the budget.",
                         dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])),
+    "budget_from_send_time": (True, "true: a service query's budget counts from when the client sent it (the request's "
+                                    "DDS source timestamp; same host or synchronised clocks); false: from the node's "
+                                    "receipt.", {}),
 }
 
 
@@ -130,12 +135,15 @@ class AnytimeClassifierNode(Node):
         self._pending_model: _Model | None = None  # validated in the set-parameters callback, applied after
         self.settings = self._settings(values, self.model)
         self.deadline_margin = float(values["deadline_margin"])
+        self.budget_from_send_time = bool(values["budget_from_send_time"])
         self._pending_settings = self.settings
         self.stream_group = MutuallyExclusiveCallbackGroup()
         self.service_group = ReentrantCallbackGroup()
         self.action_group = ReentrantCallbackGroup()
 
-        self.counters = {"rejected": 0, "queries": 0, "queries_missed_deadline": 0, "queries_failed": 0}
+        self.counters = {"rejected": 0, "queries": 0, "queries_missed_deadline": 0, "queries_failed": 0,
+                         "model_load_failures": 0}
+        self._model_error = ""  # the last failed model (re)load; cleared by a successful one
         self.rejected_by_reason: dict[str, int] = {}
         self._latest: tuple | None = None  # (network input, header) of the last accepted frame
         self._lock = threading.Lock()
@@ -149,6 +157,8 @@ class AnytimeClassifierNode(Node):
                                             callback_group=self.stream_group)
         self.srv = self.create_service(ClassifyWithDeadline, "classify_with_deadline", self._on_service,
                                        callback_group=self.service_group)
+        wants_send_time(self.srv)  # budgets count from the client's send time (see send_time.py)
+        self._transit: collections.deque = collections.deque(maxlen=256)  # request sent -> callback start, s
         self.action = ActionServer(self, ClassifyAnytime, "classify_anytime", execute_callback=self._on_action,
                                    goal_callback=lambda _goal: GoalResponse.ACCEPT,
                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT,
@@ -195,8 +205,12 @@ class AnytimeClassifierNode(Node):
             if any(p.name == "model" for p in params):
                 model = self._pending_model = self._load_model(values["model"])
             self._pending_settings = self._settings(values, model)
-        except (SettingsError, BundleError, FileNotFoundError, ValueError, TypeError) as e:
+        except (SettingsError, BundleError, OSError, ValueError, TypeError) as e:
             self._pending_model = None
+            if any(p.name == "model" for p in params):  # the loaded model stays; diagnostics say so
+                with self._lock:
+                    self.counters["model_load_failures"] += 1
+                    self._model_error = f"{values['model']}: {e}"
             self.get_logger().warning(f"rejected parameter change: {e}")
             return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
@@ -207,13 +221,17 @@ class AnytimeClassifierNode(Node):
             self.model = model
             with self._lock:
                 self._latest = None
+                self._model_error = ""
             self.processor.replace_engine(model.new_engine(), model.readout)
             self.get_logger().info(f"loaded model {model.path}")
         self.settings = self._pending_settings
         self.deadline_margin = float(self.get_parameter("deadline_margin").value)
+        self.budget_from_send_time = bool(self.get_parameter("budget_from_send_time").value)
         for p in params:
             if p.name == "deadline_margin":
                 self.deadline_margin = float(p.value)
+            elif p.name == "budget_from_send_time":
+                self.budget_from_send_time = bool(p.value)
         self.processor.update(self.settings)
 
     # ------------------------------------------------------------------ stream
@@ -322,9 +340,16 @@ class AnytimeClassifierNode(Node):
                 self.counters["queries_missed_deadline"] += 1
         return self._message(out.estimate), out.deadline_met, out.stop_reason
 
-    def _on_service(self, request, response):
-        t_received = time.monotonic()
-        response.result, response.deadline_met, response.stop_reason = self._run_query(request, t_received)
+    def _on_service(self, request, response, sent_at: float | None = None):
+        """``sent_at``: when the client sent the request (monotonic; from :class:`SendTimeExecutor`); the
+        budget and ``elapsed`` count from it, else from now."""
+        t_start = now = time.monotonic()
+        if sent_at is not None and sent_at <= now:
+            with self._lock:
+                self._transit.append(now - sent_at)
+            if self.budget_from_send_time:
+                t_start = sent_at
+        response.result, response.deadline_met, response.stop_reason = self._run_query(request, t_start)
         return response
 
     def _on_action(self, goal_handle):
@@ -373,6 +398,8 @@ class AnytimeClassifierNode(Node):
         with self._lock:
             counters = dict(self.counters)
             reasons = dict(self.rejected_by_reason)
+            transit = list(self._transit)
+            model_error = self._model_error
         values = {
             "model": self.model.path,
             "frames_received": st.frames_received,
@@ -389,14 +416,21 @@ class AnytimeClassifierNode(Node):
             "queries_served": counters["queries"],
             "queries_missed_deadline": counters["queries_missed_deadline"],
             "queries_failed": counters["queries_failed"],
+            "model_load_failures": counters["model_load_failures"],
+            "model_last_error": model_error,  # empty unless the last (re)load failed (the old model is in use)
+            # request sent (client) -> service callback start, last 256 queries: time the budget already lost
+            "query_transit_ms_median": f"{statistics.median(transit) * 1e3:.3f}" if transit else "nan",
+            "query_transit_ms_max": f"{max(transit) * 1e3:.3f}" if transit else "nan",
         }
         values.update({f"rejected_{k}": v for k, v in sorted(reasons.items())})
         status = DiagnosticStatus(
             level=DiagnosticStatus.OK, name=f"{self.get_fully_qualified_name()}: anytime classifier",
             message=f"{st.frames_completed} frames, {counters['rejected']} rejected", hardware_id="cpu",
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        if counters["rejected"] or counters["queries_missed_deadline"]:
+        if counters["rejected"] or counters["queries_missed_deadline"] or model_error:
             status.level = DiagnosticStatus.WARN
+        if model_error:
+            status.message += f"; model reload failed, still using {self.model.path}"
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
@@ -428,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         node = AnytimeClassifierNode()
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = SendTimeExecutor(num_threads=4)
         executor.add_node(node)
         # spin_once with a timeout (not spin()): the stop flag is checked at least every 0.1 s.
         while rclpy.ok() and not stop.is_set():

@@ -1,0 +1,77 @@
+"""Where a deadline query's budget starts: the request's send time (spike_perception.send_time)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from sandbox import ros_environment, workspace_missing
+
+
+def test_send_time_from_source_timestamp():
+    from spike_perception.send_time import MAX_TRANSIT, send_time
+
+    now_ns, now_mono = 1_700_000_000_000_000_000, 500.0
+    assert send_time(now_ns - 2_500_000, now_ns=now_ns, now_mono=now_mono) == pytest.approx(500.0 - 0.0025)
+    assert send_time(now_ns, now_ns=now_ns, now_mono=now_mono) == now_mono
+    assert send_time(0, now_ns=now_ns, now_mono=now_mono) is None  # no timestamp
+    assert send_time(now_ns + 1_000_000, now_ns=now_ns, now_mono=now_mono) is None  # from the future: other clock
+    old = now_ns - int((MAX_TRANSIT + 0.1) * 1e9)
+    assert send_time(old, now_ns=now_ns, now_mono=now_mono) is None  # implausibly old: other clock
+
+
+@pytest.mark.skipif(workspace_missing() is not None, reason=workspace_missing() or "")
+def test_executor_passes_the_send_time_to_marked_services(monkeypatch):
+    """In one process over DDS: the marked service's callback gets a send time between the client's call
+    and the callback; an unmarked one is called as rclpy calls it."""
+    for k, v in ros_environment().items():
+        if k.startswith(("ROS_", "RMW_", "AMENT_")):
+            monkeypatch.setenv(k, v)
+    import rclpy
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.node import Node
+
+    from spike_perception.send_time import SendTimeExecutor, wants_send_time
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    seen = {}
+    try:
+        node = Node(f"send_time_test_{os.getpid()}", context=ctx)
+
+        def marked(req, resp, sent_at=None):
+            seen["marked"] = (sent_at, time.monotonic())
+            return resp
+
+        def plain(req, resp):
+            seen["plain"] = True
+            return resp
+
+        wants_send_time(node.create_service(GetParameters, "marked", marked))
+        node.create_service(GetParameters, "plain", plain)
+        ex = SendTimeExecutor(num_threads=2, context=ctx)
+        ex.add_node(node)
+        stop = threading.Event()
+        spin = threading.Thread(target=lambda: [ex.spin_once(0.05) for _ in iter(stop.is_set, True)], daemon=True)
+        spin.start()
+        t_call = {}
+        for name in ("marked", "plain"):
+            cli = node.create_client(GetParameters, name)
+            assert cli.wait_for_service(timeout_sec=20)
+            t_call[name] = time.monotonic()
+            fut = cli.call_async(GetParameters.Request())
+            t_end = time.monotonic() + 10
+            while not fut.done() and time.monotonic() < t_end:
+                time.sleep(0.001)
+            assert fut.done(), name
+        sent_at, t_callback = seen["marked"]
+        assert sent_at is not None and t_call["marked"] <= sent_at <= t_callback
+        assert seen["plain"]
+    finally:
+        stop.set()
+        spin.join(2)
+        ex.shutdown()
+        rclpy.shutdown(context=ctx)
