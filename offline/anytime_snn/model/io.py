@@ -256,7 +256,10 @@ def _parse_json(data: bytes):
 def _open_inside(path: Path, what: str) -> int:
     """A read-only descriptor of ``path``, which must be a regular file in its bundle directory: not a
     symbolic link out of it, nor a FIFO or device (opened non-blocking, so a FIFO cannot hang us)."""
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL byte in the name
+        raise BundleError(f"cannot read {what}: {e}", path=str(path)) from None
     if real.parent != path.parent.resolve():
         raise BundleError(f"{what} is a symbolic link to {real}, outside the bundle directory", path=str(path))
     try:
@@ -276,7 +279,7 @@ def _read_manifest(mpath: Path) -> dict:
             raise BundleError(f"manifest is {size} bytes, more than the {MAX_MANIFEST_BYTES} allowed",
                               path=str(mpath))
         try:
-            raw = f.read(MAX_MANIFEST_BYTES + 1)
+            raw = f.read(size + 1)  # size <= the limit; a larger read would preallocate it
         except OSError as e:
             raise BundleError(f"cannot read manifest: {e.strerror or e}", path=str(mpath)) from None
     try:
