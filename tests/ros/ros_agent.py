@@ -212,6 +212,14 @@ class Agent:
             time.sleep(0.01)
         return {"ok": True}
 
+    def cmd_publish_images(self, indices, gap=0.02):
+        """Publish MNIST test images once each (stamp = index + 1 ns), ``gap`` seconds apart."""
+        images, _ = self._mnist()
+        for idx in indices:
+            self.pub.publish(image_msg(images[idx], stamp_ns=idx + 1))
+            time.sleep(gap)
+        return {"ok": True}
+
     def cmd_received(self, stamps):
         with self.lock:
             return {"ok": True, "estimates": [r for r in self.received if r["stamp"] in set(stamps)]}
