@@ -38,7 +38,9 @@ def save(directory: str | os.PathLike, state: dict, arrays: dict[str, np.ndarray
     record = {"format": FORMAT, "version": VERSION, "generation": gen, "arrays": name,
               "arrays_sha256": hashlib.sha256(data).hexdigest(), **state}
     atomic_write(directory / STATE_FILE, json.dumps(record, indent=1).encode())
-    for old in directory.glob("checkpoint-*.npz"):
+    # Older generations, and temporary files left by a writer that was killed mid-write.
+    stale = [*directory.glob("checkpoint-*.npz"), *directory.glob(f".{STATE_FILE}.*"), *directory.glob(".checkpoint-*")]
+    for old in stale:
         if old.name != name:
             old.unlink(missing_ok=True)
     return directory / STATE_FILE
