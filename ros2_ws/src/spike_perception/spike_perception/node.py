@@ -3,7 +3,9 @@
 Threads: a worker thread runs the image stream (:class:`~spike_perception.core.StreamProcessor`); the
 executor's threads run the subscription and diagnostics (one mutually exclusive group), the service
 and the action (one reentrant group each). Queries use engines from a pool, never the stream's, so a
-query never blocks the stream and several queries run at once.
+query never blocks the stream and several queries run at once. The executor is
+:class:`~spike_perception.send_time.SendTimeExecutor`, so a service query's budget counts from when the
+client sent it (``budget_from_send_time``), not from when a thread got to it.
 """
 
 from __future__ import annotations
