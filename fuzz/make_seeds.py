@@ -3,7 +3,8 @@
 - image_convert: MNIST test digits as sensor_msgs/Image fields in every encoding (mono8/16, 32FC1,
   rgb8/bgr8/rgba8/bgra8; padded rows; big-endian), plus a few rejected headers.
 - bundle_loader: small valid bundles written by ``save_bundle`` (dense with calibration; conv +
-  depthwise + flatten + dense), both as computed-header and raw tensor-file inputs.
+  depthwise + flatten + dense; schema 2 with zero padding, max pooling and a residual input), both
+  as computed-header and raw tensor-file inputs.
 - core_validation: the node's default parameters and typical / edge requests.
 
 Usage: .venv/bin/python fuzz/make_seeds.py
@@ -75,9 +76,13 @@ def bundle_seeds() -> list[bytes]:
     conv = random_bundle(NetSpec(input_shape=(5, 5, 1), convs=(("conv2d", 3, 2, 2, "same"),
                                                                ("depthwise_conv2d", 2, 0, 1, "valid")),
                                  dense=(3,), classes=2, neuron=NeuronConfig.spinnaker(), v0_mode="channel"), 3)
+    schema2 = random_bundle(NetSpec(input_shape=(6, 6, 1), convs=(("zero_pad2d", 1, 0, 1, ""), ("conv2d", 3, 2, 1, "valid"),
+                                                                  ("max_pool2d", 2, 0, 2, "valid"),
+                                                                  ("residual", 3, 0, 1, "same")),
+                                    dense=(), classes=2), 4)  # zero padding, max pooling, a residual input
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, b in enumerate((dense, conv)):
+        for i, b in enumerate((dense, conv, schema2)):
             path = save_bundle(b, Path(tmp) / str(i))
             m = (path / "manifest.json").read_bytes()
             t = (path / "tensors.safetensors").read_bytes()
