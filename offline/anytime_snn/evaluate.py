@@ -39,12 +39,14 @@ class Evaluation:
 
 
 def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int | None = None, *,
-             a_max: float | None = None, keep_v_out: bool = False, batch_size: int | None = None) -> Evaluation:
-    """Simulate ``x`` (network inputs) with the batched engine. a_max defaults to the bundle's ANN accuracy."""
-    from .sim.tf_engine import TFEngine  # TensorFlow only when evaluating
+             a_max: float | None = None, keep_v_out: bool = False, batch_size: int | None = None,
+             engine: str = "auto") -> Evaluation:
+    """Simulate ``x`` (network inputs) with a batched engine (:func:`anytime_snn.sim.select.resolve` picks
+    it: ``auto``, ``numba`` or ``tf``). a_max defaults to the bundle's ANN accuracy."""
+    from .sim.select import batched_engine
 
     timesteps = timesteps or bundle.timesteps
-    res = TFEngine(bundle, batch_size=batch_size).run(x, timesteps, record_v_out=keep_v_out)
+    res = batched_engine(bundle, engine, batch_size=batch_size).run(x, timesteps, record_v_out=keep_v_out)
     acc = res.accuracy(labels)
     if a_max is None:
         a_max = float(bundle.provenance.get("ann_accuracy", acc.max()))

@@ -33,7 +33,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--a-max", type=float, help="reference accuracy for P_l and P_p (default: the ANN's)")
     parser.add_argument("--batch-size", type=int, help="samples per compiled chunk (default: fit 512 MB)")
     parser.add_argument("--backend", default="tf", choices=["tf", "nest", "brian2", "spinnaker"],
-                        help="simulator: our batched TF engine (default) or a PyNN back end via the export")
+                        help="simulator: our own batched engine (default 'tf'; --engine picks which of ours) or a "
+                             "PyNN back end via the export")
+    parser.add_argument("--engine", choices=["auto", "numba", "tf"], default="auto",
+                        help="our engine: event-driven numba on the CPU (auto picks it when it supports every "
+                             "layer) or TF/XLA (use it on a GPU). Default auto")
     parser.add_argument("--out", default="runs/evaluate", help="output directory (default runs/evaluate)")
 
 
@@ -61,11 +65,12 @@ def run(args) -> int:
     comm = world()
     if args.backend == "tf" and comm.size > 1:
         ev = distributed_evaluate(bundle, x, labels, args.timesteps, a_max=args.a_max, comm=comm,
-                                  max_chunk=args.batch_size)
+                                  max_chunk=args.batch_size, engine=args.engine)
         if comm.rank != 0:
             return 0
     elif args.backend == "tf":
-        ev = evaluate(bundle, x, labels, args.timesteps, a_max=args.a_max, batch_size=args.batch_size)
+        ev = evaluate(bundle, x, labels, args.timesteps, a_max=args.a_max, batch_size=args.batch_size,
+                      engine=args.engine)
     else:
         ev, note = evaluate_on_backend(bundle, x, labels, args.backend, args.timesteps, a_max=args.a_max)
     seconds = time.perf_counter() - t0

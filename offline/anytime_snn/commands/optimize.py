@@ -66,8 +66,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data-path", help="location of CIFAR batches, an npz file or an image folder")
     parser.add_argument("--test-limit", type=int, default=0, metavar="N",
                         help="also evaluate before/after on the first N test images (default 0: skip)")
-    parser.add_argument("--batch-size", type=int, help="samples per compiled chunk (default: fit 512 MB)")
-    parser.add_argument("--threads", type=int, help="TensorFlow threads per rank (default: cores / ranks)")
+    parser.add_argument("--engine", choices=["auto", "numba", "tf"], default="auto",
+                        help="simulator: the event-driven CPU engine (numba; auto picks it when it supports every "
+                             "layer) or the TF/XLA engine (tf; use it on a GPU). Default auto")
+    parser.add_argument("--batch-size", type=int, help="samples per chunk (TF engine default: fit 512 MB)")
+    parser.add_argument("--threads", type=int, help="threads per rank (default: cores / ranks)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
@@ -183,13 +186,14 @@ def run(args) -> int:
     x, labels = network_input(bundle, data.images[idx]), data.labels[idx]
     a_max = _a_max(args.a_max, bundle, x, labels)
     objective = Objective(bundle, x, labels, timesteps, a_max=a_max, lambdas=lambdas, comm=comm,
-                          max_chunk=args.batch_size)
+                          max_chunk=args.batch_size, engine=args.engine, threads=args.threads)
     weights_digest = hashlib.sha256(b"".join(
         np.ascontiguousarray(getattr(layer, k), np.float32).tobytes() for layer in bundle.weighted_layers
         for k in ("weights", "bias"))).hexdigest()
     run_info = {"model_weights_sha256": weights_digest, "dataset": data.name, "data_hash": data.hash(),
                 "subset": args.subset, "timesteps": timesteps, "lambdas": list(objective.lambdas), "a_max": a_max,
-                "dynamics": args.dynamics or "bundle", "a_max_rule": args.a_max}
+                "dynamics": args.dynamics or "bundle", "a_max_rule": args.a_max,
+                "engine": objective.sim.engine_name}  # engines round differently: resume only on the same one
     out = Path(args.out)
 
     result, ok, curves = None, 0, {}
@@ -222,7 +226,8 @@ def run(args) -> int:
         test = load_dataset(args.dataset, "test", args.data_path, limit=args.test_limit)
         xt = network_input(bundle, test.images)
         a_max_test = _a_max("ann", bundle, xt, test.labels)
-        sim = ShardedSimulator(bundle, xt, test.labels, timesteps, comm=comm, max_chunk=args.batch_size)
+        sim = ShardedSimulator(bundle, xt, test.labels, timesteps, comm=comm, max_chunk=args.batch_size,
+                               engine=args.engine, threads=args.threads)
         for label, state in (("before", start), ("after", best)):
             optimized = objective.bundle(state)
             tests[label] = evaluation(sim.run(optimized), optimized, a_max_test)

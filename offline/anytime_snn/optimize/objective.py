@@ -57,7 +57,8 @@ class Objective:
     """L_SNN of a start bundle under a :class:`FullState` of scales and initial potentials."""
 
     def __init__(self, base: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int, *, a_max: float,
-                 lambdas=DEFAULT_LAMBDAS, comm=None, max_chunk: int | None = None):
+                 lambdas=DEFAULT_LAMBDAS, comm=None, max_chunk: int | None = None, engine: str = "auto",
+                 threads: int | None = None):
         if timesteps < 1:
             raise ConfigError(f"timesteps must be >= 1, got {timesteps}")
         if not 0 < a_max <= 1:
@@ -66,7 +67,8 @@ class Objective:
         self.hidden = hidden_layers(base)
         self.size = 2 * sum(h.channels for h in self.hidden)
         self.comm = comm if comm is not None else SingleProcess()
-        self.sim = ShardedSimulator(base, x, labels, timesteps, comm=self.comm, max_chunk=max_chunk)
+        self.sim = ShardedSimulator(base, x, labels, timesteps, comm=self.comm, max_chunk=max_chunk, engine=engine,
+                                    threads=threads)
         self.timesteps = int(timesteps)
 
     @property

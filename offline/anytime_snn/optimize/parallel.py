@@ -126,14 +126,22 @@ class ShardedSimulator:
     """
 
     def __init__(self, bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int, *, comm=None,
-                 max_chunk: int | None = None):
-        from ..sim.tf_engine import TFEngine
+                 max_chunk: int | None = None, engine: str = "auto", threads: int | None = None):
+        from ..sim.select import batched_engine, resolve
 
         self.comm = comm if comm is not None else SingleProcess()
         self.timesteps = int(timesteps)
-        probe = TFEngine(bundle)
-        self.plan = ChunkPlan.make(len(labels), max_chunk or probe.chunk_size(self.timesteps), self.comm.size)
-        self.engine = TFEngine(bundle, batch_size=self.plan.chunk)
+        self.engine_name = resolve(bundle, engine)
+        if self.engine_name == "tf":
+            from ..sim.tf_engine import TFEngine
+
+            chunk = max_chunk or TFEngine(bundle).chunk_size(self.timesteps)
+        else:  # every sample is simulated on its own: the chunking only cuts the shards
+            chunk = max_chunk or 64
+        self.plan = ChunkPlan.make(len(labels), chunk, self.comm.size)
+        if threads is None and self.comm.size > 1:  # ranks share the machine's cores
+            threads = max(1, (os.cpu_count() or 1) // self.comm.size)
+        self.engine = batched_engine(bundle, self.engine_name, batch_size=self.plan.chunk, threads=threads)
         part = self.plan.shard(self.comm.rank)
         self.x, self.labels = np.asarray(x, np.float32)[part], np.asarray(labels)[part]
         self.n_hidden = sum(1 for layer in bundle.layers if layer.weighted and not layer.output)
@@ -154,7 +162,7 @@ class ShardedSimulator:
 
 
 def distributed_evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int | None = None, *,
-                         a_max: float | None = None, comm=None, max_chunk: int | None = None):
+                         a_max: float | None = None, comm=None, max_chunk: int | None = None, engine: str = "auto"):
     """:func:`anytime_snn.evaluate.evaluate` across MPI ranks; every rank gets the same Evaluation.
 
     Call it on every rank with the same arguments (each rank may load the whole data set; it only
@@ -162,7 +170,7 @@ def distributed_evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, time
     """
     comm = comm if comm is not None else world()
     timesteps = timesteps or bundle.timesteps
-    tot = ShardedSimulator(bundle, x, labels, timesteps, comm=comm, max_chunk=max_chunk).run(bundle)
+    tot = ShardedSimulator(bundle, x, labels, timesteps, comm=comm, max_chunk=max_chunk, engine=engine).run(bundle)
     return evaluation(tot, bundle, a_max)
 
 

@@ -1,0 +1,122 @@
+"""The event-driven batched CPU engine against the reference, spike for spike, and its invariances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anytime_snn.model import NeuronConfig
+from anytime_snn.sim import reference
+from anytime_snn.sim.batch_engine import BatchEngine, supports
+from anytime_snn.sim.select import resolve
+from anytime_snn.sim.streaming import StreamingEngine
+from anytime_snn.testing import NetSpec, dense_bundle, random_bundle, random_inputs
+
+NEURONS = [NeuronConfig(), NeuronConfig.spinnaker(), NeuronConfig(reset="zero"),
+           NeuronConfig(refractory_steps=2), NeuronConfig(delay_steps=3)]
+CONV = st.tuples(st.sampled_from(["conv2d", "depthwise_conv2d"]), st.integers(1, 3), st.integers(1, 4),
+                 st.integers(1, 2), st.sampled_from(["same", "valid"]))
+SPECS = st.builds(
+    NetSpec,
+    input_shape=st.sampled_from([(6, 6, 1), (7, 5, 2), (8, 8, 3)]),
+    convs=st.lists(CONV, max_size=2).map(tuple),
+    dense=st.lists(st.integers(3, 10), max_size=2).map(tuple),
+    classes=st.integers(2, 5),
+    neuron=st.sampled_from(NEURONS),
+    v0_mode=st.sampled_from(["scalar", "channel", "neuron"]),
+    zero_fraction=st.sampled_from([0.0, 0.4]),
+)
+DENSE_SPECS = SPECS.map(lambda s: NetSpec(input_shape=(12,), convs=(), dense=s.dense, classes=s.classes,
+                                          neuron=s.neuron, v0_mode=s.v0_mode, zero_fraction=s.zero_fraction))
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=st.one_of(SPECS, DENSE_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 6),
+       block=st.integers(1, 4), threads=st.sampled_from([1, 2]))
+def test_batch_engine_matches_reference(spec, seed, batch, block, threads):
+    """Every layer kind and neuron configuration, batch > 1, blocks that split the batch unevenly."""
+    try:
+        bundle = random_bundle(spec, seed)
+    except ValueError:  # kernel larger than the shrunken image: not a valid network
+        return
+    x, timesteps = random_inputs(spec, batch, seed), 12
+    ref = reference.simulate(bundle, x, timesteps)
+    res = BatchEngine(bundle, threads=threads, block=block).run(x, timesteps, record_v_out=True)
+    np.testing.assert_array_equal(res.v_out, ref.v_out.astype(np.float32))
+    np.testing.assert_array_equal(res.predictions, ref.predictions)
+    np.testing.assert_array_equal(res.events, ref.events)
+    np.testing.assert_array_equal(res.input_events, ref.input_events)
+    np.testing.assert_array_equal(res.layer_spikes,
+                                  np.array([s.sum(axis=(1, 2)) for s in ref.spikes]).reshape(-1, timesteps))
+
+
+# ----------------------------------------------------------------------------- the bundled model, real data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mnist_default():
+    from anytime_snn.convert.convert import network_input
+    from anytime_snn.data import load_dataset
+    from anytime_snn.model import load_bundle
+
+    bundle = load_bundle(ROOT / "models" / "default")
+    test = load_dataset("mnist", "test", limit=9)
+    return bundle, network_input(bundle, test.images), test.labels
+
+
+def test_bit_identical_to_the_streaming_engine_on_real_weights(mnist_default):
+    """Real (non-dyadic) float32 weights: both engines sum the same rows in the same order."""
+    bundle, x, _ = mnist_default
+    timesteps = 15
+    res = BatchEngine(bundle, threads=2, block=4).run(x, timesteps, record_v_out=True)
+    stream = StreamingEngine(bundle, max_chunk=timesteps, event_density=2.0)  # always event-driven
+    for i, xi in enumerate(x):
+        stream.reset(xi)
+        block = stream.advance(timesteps)
+        np.testing.assert_array_equal(res.v_out[:, i], block.v_out)
+        np.testing.assert_array_equal(np.cumsum(res.events[:, i]), block.events)
+
+
+def test_results_do_not_depend_on_blocks_threads_or_batch_composition(mnist_default):
+    """What makes MPI shards bit-identical to one process: each sample is simulated on its own."""
+    bundle, x, _ = mnist_default
+    a = BatchEngine(bundle, threads=1, block=1).run(x, 10, record_v_out=True)
+    b = BatchEngine(bundle, threads=2, block=4).run(x, 10, record_v_out=True)
+    c = BatchEngine(bundle, threads=2, block=3).run(x[3:5], 10, record_v_out=True)
+    np.testing.assert_array_equal(a.v_out, b.v_out)
+    np.testing.assert_array_equal(a.events, b.events)
+    np.testing.assert_array_equal(a.v_out[:, 3:5], c.v_out)
+
+
+def test_set_parameters_swaps_weights_and_refuses_another_architecture(mnist_default):
+    bundle, x, _ = mnist_default
+    engine = BatchEngine(bundle)
+    before = engine.run(x, 10)
+    weak = dense_bundle((784, 1200, 1200, 10), seed=1, rate_scale=0.0)  # all-zero weights: no spikes at all
+    weak.input = bundle.input
+    engine.set_parameters(weak)
+    after = engine.run(x, 10)
+    assert before.events.sum() > 0 and after.events.sum() == 0
+    engine.set_parameters(bundle)
+    np.testing.assert_array_equal(engine.run(x, 10).predictions, before.predictions)
+    with pytest.raises(ValueError, match="same architecture"):
+        engine.set_parameters(dense_bundle((784, 50, 10)))
+
+
+def test_engine_selection():
+    dense = dense_bundle((12, 8, 3))
+    assert supports(dense) and resolve(dense, "auto") == "numba" and resolve(dense, "tf") == "tf"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        resolve(dense, "gpu")
+    empty = BatchEngine(dense).run(np.zeros((0, 12), np.float32), 5)
+    assert empty.predictions.shape == (5, 0) and empty.events.shape == (5, 0)
+    with pytest.raises(ValueError, match="timesteps"):
+        BatchEngine(dense).run(np.zeros((1, 12), np.float32), 0)
+    with pytest.raises(ValueError, match="input shape"):
+        BatchEngine(dense).run(np.zeros((1, 13), np.float32), 3)
