@@ -224,7 +224,7 @@ def test_malformed_offsets(saved, offsets):
 
 
 def test_unhashable_dtype_is_refused(saved):
-    """Found while fuzzing: a list as dtype raised TypeError (unhashable) in the dtype lookup."""
+    """Found while writing the fuzz harness: a list as dtype raised TypeError (unhashable) in the lookup."""
     header, data = split_tensors(saved)
     header[_entries(header)[0]]["dtype"] = ["F32"]
     write_tensors(saved, header, data)
