@@ -185,7 +185,7 @@ def _stream(bundle, x, timesteps, chunks, compiled):
     return np.stack(v_out, 1), np.stack(events, 1), eng
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(spec=GRAPH_SPECS, seed=st.integers(0, 2**16), chunks=st.lists(st.integers(1, 7), min_size=1, max_size=3),
        compiled=st.booleans())
 def test_streaming_engine_matches_reference_on_graph_layers(spec, seed, chunks, compiled):
@@ -199,7 +199,7 @@ def test_streaming_engine_matches_reference_on_graph_layers(spec, seed, chunks, 
     np.testing.assert_array_equal(events, np.cumsum(ref.events, axis=0))
 
 
-@settings(max_examples=4)
+@settings(max_examples=3)
 @given(spec=GRAPH_SPECS, seed=st.integers(0, 2**16), chunk=st.integers(2, 3))
 def test_tf_engine_matches_reference_on_graph_layers(spec, seed, chunk):
     pytest.importorskip("tensorflow")

@@ -102,5 +102,7 @@ def _float32(layer: Layer) -> Layer:
     if layer.weighted:
         layer.weights = np.ascontiguousarray(layer.weights, np.float32)
         layer.bias = np.ascontiguousarray(layer.bias, np.float32)
+        if layer.skip is not None:
+            layer.skip_weights = np.ascontiguousarray(layer.skip_weights, np.float32)
         layer.v0 = np.asarray(layer.v0, np.float32)
     return layer

@@ -1,6 +1,7 @@
-"""Keras model -> chain of bundle layers (before normalization).
+"""Keras model -> bundle layers (before normalization).
 
-Walks a Sequential model (or a functional model that is a single chain) and builds bundle layers:
+Walks a Sequential model, or a functional model that is a chain with identity shortcuts joined by
+``Add`` (ResNet-style), and builds bundle layers:
 
 * ``Dense`` / ``Conv2D`` / ``DepthwiseConv2D`` (depth multiplier 1) become weighted layers; a missing
   bias becomes zeros; a fused ``relu`` activation is accepted;
@@ -10,6 +11,14 @@ Walks a Sequential model (or a functional model that is a single chain) and buil
 * ``AveragePooling2D`` and ``GlobalAveragePooling2D`` become depthwise convolutions with kernel
   1/area, so they can carry per-channel scales (paper 5.2);
 * ``Flatten`` is kept; ``Dropout`` (and other inference-time identities) is dropped;
+* ``ZeroPadding2D`` becomes ``zero_pad2d`` (on the input image, or after a ReLU, so padded zeros are
+  zero activations); ``MaxPooling2D`` / ``GlobalMaxPooling2D`` become the spiking ``max_pool2d``
+  (after a ReLU layer; the layer feeding it keeps one scale per layer in normalization);
+* ``Add`` of a weighted branch (Dense/Conv2D/DepthwiseConv2D, optional BatchNormalization, no
+  activation yet) and an identity shortcut from an earlier rectified tensor of the same shape makes
+  that weighted layer a residual join (``skip`` = the shortcut's layer, ``skip_weights`` = ones); the
+  ReLU after the ``Add`` rectifies the join. Other branches (projection shortcuts, Concatenate,
+  shared layers) are refused;
 * a leading ``Rescaling`` becomes the bundle's input mean/std;
 * the last weighted layer (linear or softmax) becomes the accumulate-only output layer.
 
@@ -28,13 +37,12 @@ from ..model.layers import Layer
 _IDENTITY = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
              "GaussianNoise", "AlphaDropout", "ActivityRegularization", "InputLayer"}
 _REPLACEMENTS = {
-    "MaxPooling2D": "AveragePooling2D (max pooling is not simulated yet)",
-    "GlobalMaxPooling2D": "GlobalAveragePooling2D",
     "LeakyReLU": "ReLU (spiking neurons cannot represent negative activations)",
     "PReLU": "ReLU", "ELU": "ReLU",
-    "Add": "a plain chain of layers (residual joins are not simulated yet)",
-    "Concatenate": "a plain chain of layers",
-    "ZeroPadding2D": "padding='same' on the following convolution",
+    "Concatenate": "a chain of layers, or Add with an identity shortcut",
+    "Subtract": "Add with an identity shortcut", "Average": "Add with an identity shortcut",
+    "Multiply": "Add with an identity shortcut",
+    "MaxPooling1D": "MaxPooling2D", "MaxPooling3D": "MaxPooling2D",
     "LayerNormalization": "BatchNormalization (which folds into the preceding layer)",
     "Conv1D": "Conv2D", "Conv2DTranspose": "Conv2D with strides", "SeparableConv2D":
         "DepthwiseConv2D followed by a 1x1 Conv2D (each with BatchNormalization and ReLU)",
@@ -65,22 +73,23 @@ def _activation_name(layer) -> str:
     return name
 
 
-def _chain(model) -> list:
-    """Layers of a Sequential model, or of a functional model whose graph is a single chain."""
+def _graph(model) -> tuple[list, list[list[str]], set[str]]:
+    """(layers without InputLayer, each one's input layer names, the names that mean the network input)."""
     import keras
 
     if isinstance(model, keras.Sequential):
-        return list(model.layers)
+        layers = list(model.layers)
+        return layers, [["<input>"]] + [[l.name] for l in layers[:-1]], {"<input>"}
+    inputs = {layer.name for layer in model.layers if _class(layer) == "InputLayer"}
     layers = [layer for layer in model.layers if _class(layer) != "InputLayer"]
+    parents = []
     for layer in layers:
-        inbound = getattr(layer, "_inbound_nodes", [])
-        for node in inbound:
-            parents = getattr(node, "input_tensors", None) or []
-            if len(parents) > 1:
-                raise ConfigError(f"layer {layer.name!r} ({_class(layer)}) joins {len(parents)} branches; only "
-                                  "single-chain models can be converted (residual/concatenate joins are not "
-                                  "simulated yet)")
-    return layers
+        nodes = getattr(layer, "_inbound_nodes", [])
+        if len(nodes) != 1:
+            raise ConfigError(f"layer {layer.name!r} ({_class(layer)}) is called {len(nodes)} times; shared layers "
+                              "cannot be converted (use one layer per call)")
+        parents.append([t._keras_history.operation.name for t in nodes[0].input_tensors])
+    return layers, parents, inputs
 
 
 def parse_keras(model, *, input_mean: float | None = None, input_std: float | None = None) -> ParsedModel:
@@ -90,7 +99,18 @@ def parse_keras(model, *, input_mean: float | None = None, input_std: float | No
         raise ConfigError(f"model input must be (features,) or (H, W, C), got {in_shape}")
     parsed = ParsedModel(layers=[], input_shape=in_shape)
     shape = in_shape
-    layers = _chain(model)
+    layers, parents, input_names = _graph(model)
+    # Which bundle layer (-1: the network input) and which version of it every Keras tensor is: a
+    # BatchNormalization fold, a ReLU or a residual join changes what a bundle layer computes, so a
+    # tensor taken before that (a branch) no longer matches it and is refused.
+    tensor_of: dict[str, tuple[int, int]] = {name: (-1, 0) for name in input_names}
+    versions: list[int] = []
+
+    def tip() -> tuple[int, int]:
+        return (len(parsed.layers) - 1, versions[-1] if versions else 0)
+
+    def touch() -> None:  # the tip layer now computes something else
+        versions[-1] += 1
     last_weighted = max((i for i, layer in enumerate(layers)
                          if _class(layer) in ("Dense", "Conv2D", "DepthwiseConv2D")), default=None)
     if last_weighted is None:
@@ -111,6 +131,22 @@ def parse_keras(model, *, input_mean: float | None = None, input_std: float | No
         cls = _class(k_layer)
         where = f"layer {k_layer.name!r} ({cls})"
         out_shape = tuple(int(d) for d in k_layer.output.shape[1:]) if hasattr(k_layer, "output") else shape
+        sources = [tensor_of.get(p) for p in parents[i]]
+        if any(src is None for src in sources):
+            raise ConfigError(f"{where}: an input of this layer comes from a layer that was not converted")
+        n_before = len(parsed.layers)
+        if cls == "Add":
+            _join(parsed, sources, tip(), versions, where, k_layer)
+            touch()
+            pending_bn_target = None
+            tensor_of[k_layer.name] = tip()
+            shape = out_shape
+            continue
+        if len(sources) != 1 or sources[0] != tip():
+            raise ConfigError(f"{where} takes its input from a branch of the model; only a single chain with identity "
+                              "shortcuts joined by Add (after the branch's last Dense/Conv2D/BatchNormalization) can "
+                              "be converted")
+        tensor_of[k_layer.name] = tip()  # identities and preprocessing; updated below if the layer changes the tip
         if cls in _IDENTITY:
             parsed.notes.append(f"removed {k_layer.name} ({cls}: identity at inference)")
             continue
@@ -161,8 +197,8 @@ def parse_keras(model, *, input_mean: float | None = None, input_std: float | No
                 if slope != 0 or thr != 0 or mx is not None:
                     raise ConfigError(f"{where}: only a plain ReLU converts (got max_value={mx}, "
                                       f"negative_slope={slope}, threshold={thr}); use keras.layers.ReLU()")
-            if not parsed.layers or parsed.layers[-1].kind == "flatten":
-                raise ConfigError(f"{where}: ReLU must follow a weighted layer")
+            if not parsed.layers or not parsed.layers[-1].weighted:
+                raise ConfigError(f"{where}: ReLU must follow a weighted layer (or an Add that joins one)")
             parsed.rectified[-1] = True
             pending_bn_target = None
         elif cls == "Activation" and _activation_name(k_layer) == "linear":
@@ -182,6 +218,37 @@ def parse_keras(model, *, input_mean: float | None = None, input_std: float | No
                 parsed.layers.append(Layer(name=unique(f"{k_layer.name}_flatten"), kind="flatten"))
                 parsed.rectified.append(True)
             pending_bn_target = None
+        elif cls == "ZeroPadding2D":
+            spiking = any(layer.weighted for layer in parsed.layers)
+            if spiking and not parsed.rectified[-1]:
+                raise ConfigError(f"{where}: zero padding must be applied to the input image or after a ReLU, where "
+                                  "a padded zero is a zero activation")
+            if getattr(k_layer, "data_format", "channels_last") != "channels_last" or len(shape) != 3:
+                raise ConfigError(f"{where}: only channels_last (H, W, C) inputs are supported")
+            pad = tuple(tuple(int(v) for v in p) for p in k_layer.padding)
+            parsed.layers.append(Layer(name=unique(k_layer.name), kind="zero_pad2d", pad=pad))
+            parsed.rectified.append(spiking)
+            pending_bn_target = None
+        elif cls in ("MaxPooling2D", "GlobalMaxPooling2D"):
+            if not any(layer.weighted for layer in parsed.layers) or not parsed.rectified[-1]:
+                raise ConfigError(f"{where}: max pooling must follow a rectified (ReLU) layer, whose spikes it pools; "
+                                  "on the input image use AveragePooling2D or a strided convolution")
+            if getattr(k_layer, "data_format", "channels_last") != "channels_last" or len(shape) != 3:
+                raise ConfigError(f"{where}: only channels_last (H, W, C) inputs are supported")
+            if cls == "GlobalMaxPooling2D":
+                pool, strides, padding = shape[:2], (1, 1), "valid"
+            else:
+                pool = tuple(int(v) for v in k_layer.pool_size)
+                strides, padding = tuple(int(v) for v in (k_layer.strides or pool)), k_layer.padding
+            parsed.layers.append(Layer(name=unique(k_layer.name), kind="max_pool2d", pool_size=tuple(pool),
+                                       strides=strides, padding=padding))
+            parsed.rectified.append(True)
+            parsed.notes.append(f"{k_layer.name}: spiking max pool (a unit spikes when the largest spike count in "
+                                "its window grows)")
+            if cls == "GlobalMaxPooling2D" and not getattr(k_layer, "keepdims", False):
+                parsed.layers.append(Layer(name=unique(f"{k_layer.name}_flatten"), kind="flatten"))
+                parsed.rectified.append(True)
+            pending_bn_target = None
         elif cls == "Flatten":
             if len(shape) != 1:
                 parsed.layers.append(Layer(name=unique(k_layer.name), kind="flatten"))
@@ -190,6 +257,11 @@ def parse_keras(model, *, input_mean: float | None = None, input_std: float | No
             instead = _REPLACEMENTS.get(cls, "Dense, Conv2D, DepthwiseConv2D, BatchNormalization, ReLU, "
                                              "AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout or Softmax")
             raise ConfigError(f"{where} cannot be converted to a spiking network; use {instead}")
+        if len(parsed.layers) > n_before:
+            versions.extend([0] * (len(parsed.layers) - n_before))
+        elif cls in ("BatchNormalization", "ReLU", "Activation") and parsed.layers:
+            touch()
+        tensor_of[k_layer.name] = tip()
         shape = out_shape
     for layer, rect in zip(parsed.layers, parsed.rectified):
         if layer.weighted and not layer.output and not rect:
@@ -200,6 +272,39 @@ def parse_keras(model, *, input_mean: float | None = None, input_std: float | No
     if input_std is not None:
         parsed.std = float(input_std)
     return parsed
+
+
+def _join(parsed: ParsedModel, sources: list[tuple[int, int]], tip: tuple[int, int], versions: list[int], where: str,
+          k_layer) -> None:
+    """Make the tip (a linear weighted layer) a residual join with the identity shortcut in ``sources``."""
+    from ..model.layers import chain_shapes, spiking_origin
+
+    if len(sources) != 2:
+        raise ConfigError(f"{where}: only an Add of two tensors (a weighted branch and an identity shortcut) converts")
+    if sources.count(tip) != 1:
+        raise ConfigError(f"{where}: one input of Add must be the branch just built (its last Dense/Conv2D, with "
+                          "optional BatchNormalization and no activation), the other an earlier tensor")
+    other = sources[1] if sources[0] == tip else sources[0]
+    layers = parsed.layers
+    join = layers[tip[0]] if tip[0] >= 0 else None
+    if join is None or not join.weighted or parsed.rectified[tip[0]] or join.output or join.skip is not None:
+        raise ConfigError(f"{where}: the branch joined by Add must end in a Dense/Conv2D/DepthwiseConv2D (optionally "
+                          "with BatchNormalization) without activation; put the ReLU after the Add")
+    src = other[0]
+    if src < 0 or spiking_origin(layers, src) is None:
+        raise ConfigError(f"{where}: the shortcut carries the network input (analog values, not spikes); start the "
+                          "shortcut after the first ReLU layer")
+    if not parsed.rectified[src] or other[1] != versions[src]:
+        raise ConfigError(f"{where}: the shortcut comes from {layers[src].name!r} before its "
+                          "BatchNormalization or ReLU; take it after the ReLU (spiking neurons only carry rectified "
+                          "activations)")
+    shapes = chain_shapes(parsed.input_shape, layers)
+    if shapes[src] != shapes[tip[0]]:
+        raise ConfigError(f"{where}: the shortcut has shape {shapes[src]} and the branch {shapes[tip[0]]}; only "
+                          "identity shortcuts convert (no projection Conv2D on the shortcut)")
+    join.skip = layers[src].name
+    join.skip_weights = np.ones(join.bias.shape[0])
+    parsed.notes.append(f"{k_layer.name}: residual join into {join.name} from {layers[src].name}")
 
 
 def _weighted(k_layer, cls: str, in_shape: tuple[int, ...], unique) -> Layer:

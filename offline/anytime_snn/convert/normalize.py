@@ -3,8 +3,10 @@
 For every hidden weighted layer, the ``percentile`` of its *non-zero* ANN activations over a
 calibration set (default 99.9, as SNN-TB) gives ``p``; the layer is scaled by ``1/p`` with the shared
 isolation routine (:func:`~anytime_snn.convert.scaling.scale_layer`). ``layer`` granularity uses one
-``p`` per layer, ``channel`` one per output channel (neuron, for dense layers). Because every scale is
-isolated, all percentiles come from one pass of the unscaled network.
+``p`` per layer, ``channel`` one per output channel (neuron, for dense layers), except that a layer
+feeding a max pool always gets one ``p`` for the whole layer (the paper's layer-level scaling before
+max pooling). Because every scale is isolated, all percentiles come from one pass of the unscaled
+network.
 """
 
 from __future__ import annotations
@@ -16,28 +18,40 @@ import numpy as np
 from ..errors import ConfigError
 from ..model.layers import Layer
 from ..sim import ops
-from .scaling import apply_scales
+from ..model.layers import skip_index
+from .scaling import apply_scales, feeds_max_pool
 
 GRANULARITIES = ("layer", "channel", "none")
 
 
 def ann_forward(layers: list[Layer], x: np.ndarray, *, collect: bool = False):
-    """The ANN function of the layer chain: ReLU after hidden weighted layers, linear output.
+    """The ANN function of the layers: ReLU after hidden weighted layers (after adding any residual
+    input), linear output; zero padding and max pooling as in Keras.
 
     Returns the output (N, C), and with ``collect`` also the list of every weighted hidden layer's
     activations (N, *shape).
     """
     h = np.asarray(x, np.float32)
     acts: list[np.ndarray] = []
-    for layer in layers:
+    kept = {skip_index(layers, k) for k, layer in enumerate(layers) if layer.weighted and layer.skip is not None}
+    outs: dict[int, np.ndarray] = {}  # outputs that a residual join reads later
+    for k, layer in enumerate(layers):
         if layer.kind == "flatten":
             h = h.reshape(h.shape[0], -1)
-            continue
-        h = ops.linear(layer, h) + layer.bias.astype(np.float32)
-        if not layer.output:
-            h = np.maximum(h, 0, out=h)
-            if collect:
-                acts.append(h)
+        elif layer.kind == "zero_pad2d":
+            h = ops.zero_pad(h, layer)
+        elif layer.kind == "max_pool2d":
+            h = ops.max_pool(layer, h)
+        else:
+            h = ops.linear(layer, h) + layer.bias.astype(np.float32)
+            if layer.skip is not None:
+                h = h + outs[skip_index(layers, k)] * layer.skip_weights.astype(np.float32)
+            if not layer.output:
+                h = np.maximum(h, 0, out=h)
+                if collect:
+                    acts.append(h)
+        if k in kept:
+            outs[k] = h
     return (h, acts) if collect else h
 
 
@@ -70,7 +84,7 @@ def activation_percentiles(layers: list[Layer], x: np.ndarray, *, percentile: fl
     out = {}
     for i in hidden:
         rows = np.concatenate(kept[i])
-        if granularity == "layer":
+        if granularity == "layer" or feeds_max_pool(layers, i):
             nz = rows[rows > 0]
             out[i] = np.asarray(np.percentile(nz, percentile) if nz.size else 1.0, np.float64)
         else:

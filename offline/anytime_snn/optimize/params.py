@@ -8,8 +8,9 @@ broadcast onto the full state by a :class:`Layout`:
 - ``model``: k = 1, one eta and one V0 shared by every hidden layer;
 - ``layer``: k = number of hidden layers;
 - ``neuron``: one entry per output channel (per neuron in dense layers, per channel in
-  convolutions, where weights are shared), except that a layer followed by max pooling keeps one
-  layer-level entry (isolation cannot cross an unweighted pooling layer).
+  convolutions, where weights are shared), except that a layer whose output passes through a max
+  pool keeps one layer-level entry (the paper's layer-level scaling before max pooling, which the
+  isolation routine enforces).
 
 The output layer is not in the search space: it accumulates and never spikes, its V0 is 0, and a
 positive scalar on it leaves the argmax - hence a_t, the events and L_SNN - unchanged, so a
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..convert.scaling import scale_layer
+from ..convert.scaling import feeds_max_pool, scale_layer
 from ..errors import ConfigError
 from ..model import Bundle
 
@@ -46,7 +47,7 @@ class HiddenLayer:
     name: str
     channels: int
     threshold: float
-    layer_level: bool  # followed by max pooling: one scale for the whole layer
+    layer_level: bool  # its output passes through a max pool: one scale for the whole layer
 
 
 def hidden_layers(bundle: Bundle) -> list[HiddenLayer]:
@@ -55,12 +56,8 @@ def hidden_layers(bundle: Bundle) -> list[HiddenLayer]:
     for i, layer in enumerate(layers):
         if not layer.weighted or layer.output:
             continue
-        pooled = False
-        for nxt in layers[i + 1:]:
-            if nxt.weighted:
-                break
-            pooled |= nxt.kind == "max_pool2d"
-        out.append(HiddenLayer(i, layer.name, int(layer.bias.shape[0]), float(layer.neuron.threshold), pooled))
+        out.append(HiddenLayer(i, layer.name, int(layer.bias.shape[0]), float(layer.neuron.threshold),
+                               feeds_max_pool(layers, i)))
     if not out:
         raise ConfigError("the model has no hidden spiking layer: there is nothing to optimize")
     return out
