@@ -125,6 +125,7 @@ def run(args) -> dict:
     trace = {int(k): v for k, v in json.loads(trace_path.read_text()).items()}
     stages = {k: [] for k in ("call_to_sent", "request_transit", "compute", "send", "response_transit", "round_trip")}
     per_budget: dict = {}
+    per_query = []
     for r in rows:
         t = trace.get(r["stamp"])
         if not t or t.get("sent") is None or "replied" not in t:
@@ -134,6 +135,7 @@ def run(args) -> dict:
                            ("response_transit", t["replied"], r["client"]), ("round_trip", r["call"], r["client"])):
             stages[name].append((b - a) * 1e3)
         per_budget.setdefault(r["budget"], []).append(r["client"] - r["call"] <= r["budget"] + 0.002)
+        per_query.append({"budget": r["budget"], "met": r["met"], **{k: v[-1] for k, v in stages.items()}})
 
     def dist(v):
         return {"p50": pct(v, 50), "p90": pct(v, 90), "p99": pct(v, 99), "max": max(v)} if v else {}
@@ -141,7 +143,8 @@ def run(args) -> dict:
     return {"budget_from": args.budget_from, "queries": len(rows), "load_average": [load0, load1],
             "stages_ms": {k: dist(v) for k, v in stages.items()},
             "within_budget_plus_2ms": {f"{b * 1e3:g}ms": sum(v) / len(v) for b, v in sorted(per_budget.items())},
-            "within_all": sum(sum(v) for v in per_budget.values()) / max(1, sum(len(v) for v in per_budget.values()))}
+            "within_all": sum(sum(v) for v in per_budget.values()) / max(1, sum(len(v) for v in per_budget.values())),
+            "per_query_ms": per_query}
 
 
 def main():

@@ -56,7 +56,8 @@ def run(args) -> dict:
     (tmp / "params.yaml").write_text(
         "/**:\n  ros__parameters:\n"
         f"    timesteps: {args.timesteps}\n    publish_every: {args.publish_every}\n"
-        f"    frame_policy: {args.policy}\n")
+        f"    frame_policy: {args.policy}\n"
+        f"    stream_yields_to_queries: {str(not args.no_yield).lower()}\n")
     (cmd,) = launch_commands(ROOT / "launch" / "spike_perception.launch.xml",
                              {"model": model, "params_file": str(tmp / "params.yaml"), "image_topic": "camera/image"})
     log_path = Path(args.node_log) if args.node_log else tmp / "node.log"
@@ -250,7 +251,8 @@ def run(args) -> dict:
 def report(r: dict) -> str:
     d, q, m = r["diagnostics_end"], r["queries"], r["rss_mb"]
     return "\n".join([
-        f"{r['seconds']:g} s at {r['args']['fps']:g} fps (policy {r['args']['policy']}), load average "
+        f"{r['seconds']:g} s at {r['args']['fps']:g} fps (policy {r['args']['policy']}, stream yields to queries "
+        f"{not r['args']['no_yield']}), load average "
         f"{r['load_average_start'][0]:.2f} -> {r['load_average_end'][0]:.2f}",
         f"frames: sent {r['frames_sent']}, node received {d.get('frames_received')}, completed "
         f"{d.get('frames_processed')}, dropped {d.get('frames_dropped')}, preempted {d.get('frames_preempted')}, "
@@ -276,6 +278,8 @@ def main():
     ap.add_argument("--policy", choices=["latest", "finish"], default="latest")
     ap.add_argument("--timesteps", type=int, default=0, help="per frame (0 = the bundle's)")
     ap.add_argument("--publish-every", type=int, default=1)
+    ap.add_argument("--no-yield", action="store_true",
+                    help="stream_yields_to_queries false: the stream keeps running during deadline queries")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between RSS / diagnostics samples")
     ap.add_argument("--node-log", help="write the node's output here")
     ap.add_argument("--verbose", action="store_true", help="print every sample")

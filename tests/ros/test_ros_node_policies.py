@@ -82,3 +82,28 @@ def test_reset_between_frames_false_carries_state_like_the_engine(box, tiny_bund
     np.testing.assert_allclose([e["scores"] for e in fresh], ref_fresh, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose([e["scores"] for e in carried], ref_carried, rtol=1e-5, atol=1e-7)
     assert not np.allclose(ref_carried, ref_fresh)  # the carried state made a difference
+
+
+def test_stream_pauses_while_a_deadline_query_runs(box):
+    """stream_yields_to_queries (default true): no stream step runs while a query with a budget does."""
+    import time
+
+    assert box.ok("set_params", params={"timestep_period": 0.03})["results"][0]["successful"]  # 0.6 s a frame
+    try:
+        box.ok("clear")
+        box.ok("stream", indices=[31], wait_final=False)
+        q = box.ok("service", index=3, max_timesteps=1_000_000, budget=0.3)
+        assert q["stop_reason"] == "budget"
+        t_end = time.monotonic() + 20
+        while time.monotonic() < t_end:
+            est = box.ok("received", stamps=[32])["estimates"]
+            if any(e["final"] for e in est):
+                break
+            time.sleep(0.05)
+    finally:
+        assert box.ok("set_params", params={"timestep_period": 0.0})["results"][0]["successful"]
+    frame = _frames(est)[0]
+    assert frame[-1]["final"] and [e["timestep"] for e in frame] == list(range(1, T + 1))  # resumed, completed
+    gaps = np.diff([e["elapsed"] for e in frame])
+    # the query held the stream for most of its 0.3 s (it starts after the request's transit)
+    assert gaps.max() >= 0.2, gaps

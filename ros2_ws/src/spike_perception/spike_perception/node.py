@@ -74,6 +74,8 @@ PARAMS = {
     "budget_from_send_time": (True, "true: a service query's budget counts from when the client sent it (the request's "
                                     "DDS source timestamp; same host or synchronised clocks); false: from the node's "
                                     "receipt.", {}),
+    "stream_yields_to_queries": (True, "true: the image stream pauses between chunks while a query with a budget "
+                                       "runs (deadline queries first; images still arrive, the newest waits).", {}),
 }
 
 
@@ -138,6 +140,10 @@ class AnytimeClassifierNode(Node):
         self.settings = self._settings(values, self.model)
         self.deadline_margin = float(values["deadline_margin"])
         self.budget_from_send_time = bool(values["budget_from_send_time"])
+        self.stream_yields_to_queries = bool(values["stream_yields_to_queries"])
+        self._no_deadline_queries = threading.Event()  # set while no query with a budget runs
+        self._no_deadline_queries.set()
+        self._deadline_queries = 0
         self._pending_settings = self.settings
         self.stream_group = MutuallyExclusiveCallbackGroup()
         self.service_group = ReentrantCallbackGroup()
@@ -229,11 +235,14 @@ class AnytimeClassifierNode(Node):
         self.settings = self._pending_settings
         self.deadline_margin = float(self.get_parameter("deadline_margin").value)
         self.budget_from_send_time = bool(self.get_parameter("budget_from_send_time").value)
+        self.stream_yields_to_queries = bool(self.get_parameter("stream_yields_to_queries").value)
         for p in params:
             if p.name == "deadline_margin":
                 self.deadline_margin = float(p.value)
             elif p.name == "budget_from_send_time":
                 self.budget_from_send_time = bool(p.value)
+            elif p.name == "stream_yields_to_queries":
+                self.stream_yields_to_queries = bool(p.value)
         self.processor.update(self.settings)
 
     # ------------------------------------------------------------------ stream
@@ -260,8 +269,12 @@ class AnytimeClassifierNode(Node):
         while self._running:
             try:
                 proc.wait_for_work(0.1)
-                while self._running and proc.work():
-                    pass
+                while self._running:
+                    if self.stream_yields_to_queries and not self._no_deadline_queries.is_set():
+                        self._no_deadline_queries.wait(0.05)  # a deadline query runs: leave it the CPU
+                        continue
+                    if not proc.work():
+                        break
             except Exception as e:  # never let a bad frame kill the stream
                 self.get_logger().error(f"stream worker: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
                 time.sleep(0.01)
@@ -323,6 +336,9 @@ class AnytimeClassifierNode(Node):
                 return False
         with self._lock:
             self._queries_in_flight += 1
+            if budget > 0:
+                self._deadline_queries += 1
+                self._no_deadline_queries.clear()
         engine = model.acquire()
         try:
             query = Query(engine, model.readout, stop, t_received=t_received, meta=header,
@@ -333,6 +349,10 @@ class AnytimeClassifierNode(Node):
             model.release(engine)
             with self._lock:
                 self._queries_in_flight -= 1
+                if budget > 0:
+                    self._deadline_queries -= 1
+                    if self._deadline_queries == 0:
+                        self._no_deadline_queries.set()
         model.step_time = 0.5 * model.step_time + 0.5 * query.step_time
         if out.stop_reason == CANCELED and not self._running:
             out.stop_reason = SHUTDOWN
