@@ -42,11 +42,41 @@ class Synapses:
     def fan_out(self) -> np.ndarray:
         return np.bincount(self.pre, minlength=self.n_pre)
 
+    def through(self, index: np.ndarray, n_pre: int) -> "Synapses":
+        """The synapses seen from the populating layer when shape layers (zero padding, flatten) sit in
+        between: ``index[j]`` is the populating neuron behind input position j, or -1 for padding (which
+        never spikes, so its synapses are dropped)."""
+        src = index[self.pre]
+        keep = src >= 0
+        pre, post, weight = src[keep], self.post[keep], self.weight[keep]
+        order = np.lexsort((post, pre))
+        return Synapses(pre[order], post[order], weight[order], n_pre, self.n_post)
+
     def dense(self) -> np.ndarray:
         """The (n_pre, n_post) matrix (small layers only; for tests)."""
         m = np.zeros((self.n_pre, self.n_post))
         np.add.at(m, (self.pre, self.post), self.weight)
         return m
+
+
+def position_index(layers: list[Layer], input_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """For every weighted layer: the flat index, into the layer feeding it (the previous weighted layer,
+    or the network input for the first), of every position of its input; -1 where zero padding
+    inserted a zero. Refuses shape layers other than flatten and zero padding."""
+    index = np.arange(int(np.prod(input_shape))).reshape(input_shape)
+    out = []
+    for layer in layers:
+        if layer.weighted:
+            out.append(index.ravel().copy())
+            shape = output_shape(layer, index.shape)
+            index = np.arange(int(np.prod(shape))).reshape(shape)
+        elif layer.kind == "flatten":
+            index = index.reshape(-1)
+        elif layer.kind == "zero_pad2d":
+            index = np.pad(index, (*layer.pad, (0, 0)), constant_values=-1)
+        else:
+            raise ValueError(f"layer {layer.name!r} ({layer.kind}) has no synapse mapping")
+    return out
 
 
 def layer_synapses(layer: Layer, in_shape: tuple[int, ...]) -> Synapses:

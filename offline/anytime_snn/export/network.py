@@ -33,7 +33,7 @@ from ..model.bundle import Bundle
 from ..model.layers import output_shape
 from ..sim import ops
 from .backends import Backend, cell_class, check_limits, profile_for, setup, spinnaker_mapping, weight_setter
-from .connectivity import layer_synapses
+from .connectivity import layer_synapses, position_index
 
 
 @dataclass
@@ -87,21 +87,25 @@ class ExportedNetwork:
     populations: list  # one per weighted layer
     layer_maps: list[LayerMap]
     first_weights: object  # the first weighted layer (its W.x is computed on the host)
-    first_in_shape: tuple  # its input shape (after any flatten)
+    first_in_shape: tuple  # its input shape (after any flatten or zero padding)
     fanouts: list[np.ndarray]  # fanouts[l]: outgoing non-zero synapses of hidden layer l's neurons
-    input_fanout: np.ndarray
+    input_fanout: np.ndarray  # per network input value (zero padding has no synapses of its own)
     v0: list[np.ndarray]
     bias: list[np.ndarray]
     clocks: dict = field(default_factory=dict)  # NEST: the clock projections
     warnings: list[str] = field(default_factory=list)
     build_seconds: float = 0.0
+    first_index: np.ndarray | None = None  # input value behind each first-layer input position (-1: padding)
     _runs: int = 0
 
     # ------------------------------------------------------------------------------------------------ running
     def _first_current(self, x: np.ndarray) -> np.ndarray:
         """W.x of the first weighted layer for one sample (flat, float64)."""
         layer = replace(self.first_weights, weights=np.asarray(self.first_weights.weights, np.float64))
-        return ops.linear(layer, np.asarray(x, np.float64).reshape((1, *self.first_in_shape))).reshape(-1)
+        x = np.asarray(x, np.float64).reshape(-1)
+        if self.first_index is not None:  # zero padding on the analog input
+            x = np.where(self.first_index >= 0, x[np.maximum(self.first_index, 0)], 0.0)
+        return ops.linear(layer, x.reshape((1, *self.first_in_shape))).reshape(-1)
 
     def _prepare_sample(self, x: np.ndarray) -> None:
         drive = self._first_current(x)
@@ -223,9 +227,6 @@ def _check_structure(bundle: Bundle) -> None:
             raise ConfigError(f"layer {layer.name!r}: the spiking max pool (per-frame spike counts per window) has no "
                               "PyNN cell; export a model that uses average pooling (AveragePooling2D converts to a "
                               "depthwise convolution) instead")
-        if layer.kind == "zero_pad2d":
-            raise ConfigError(f"layer {layer.name!r}: zero padding is not exported yet; use padding='same' on the "
-                              "following convolution where it is equivalent")
         if layer.weighted and layer.skip is not None:
             raise ConfigError(f"layer {layer.name!r} has a residual input from {layer.skip!r}; residual joins are not "
                               "exported to PyNN yet (simulate with the TF or streaming engine)")
@@ -283,6 +284,7 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
             layers.append((layer, shape, out))
         shape = out
     weighted = [l for l, _, _ in layers]
+    positions = position_index(bundle.layers, tuple(bundle.input.shape))
     n_layers = len(layers)
     setup(sim, profile, dt, n_layers=n_layers)
     if profile.name == "spinnaker" and neurons_per_core:
@@ -309,7 +311,7 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
         if i == 0:
             maps.append(LayerMap(layer.name, layer.kind, out, pop.size, 0, 0, 0, 0, layer.output))
             continue
-        syn = layer_synapses(layer, in_shape)
+        syn = layer_synapses(layer, in_shape).through(positions[i], pops[i - 1].size)
         syn_lists.append((layer, syn))
         fanouts.append(syn.fan_out())
         delay = (n.delay_steps + (profile.output_delay_offset if layer.output else profile.hidden_delay_offset)) * dt
@@ -342,7 +344,10 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
                                                            "input_drive"))
 
     first = weighted[0]
-    input_fanout = ops.fanout(first, layers[0][1]).reshape(-1)
+    fan = ops.fanout(first, layers[0][1]).reshape(-1)
+    first_index = positions[0]
+    input_fanout = np.zeros(math.prod(bundle.input.shape), np.int64)
+    input_fanout[first_index[first_index >= 0]] = fan[first_index >= 0]
     bound = max(float(np.abs(b).max()) for b in biases) + float(np.abs(first.weights).sum(axis=tuple(
         range(first.weights.ndim - 1))).max()) * max(abs(bundle.input.value_range[0]), abs(bundle.input.value_range[1]))
     warns = check_limits(profile, syn_lists, v0s, bound)
@@ -350,7 +355,7 @@ def export(bundle: Bundle, sim, *, timesteps: int | None = None, dt: float = 1.0
         log(f"  warning: {w}")
     net = ExportedNetwork(bundle=bundle, sim=sim, profile=profile, timesteps=T, dt=dt, populations=pops,
                           layer_maps=maps, first_weights=first, first_in_shape=layers[0][1], fanouts=fanouts,
-                          input_fanout=input_fanout,
+                          input_fanout=input_fanout, first_index=first_index,
                           v0=v0s, bias=biases, clocks=clocks, warnings=warns)
     net.build_seconds = time.perf_counter() - t0
     return net
