@@ -64,6 +64,18 @@ def test_padding_pooling_and_residual_convert_exactly(pool_padding):
     np.testing.assert_allclose(ann_forward(parsed.layers, x), model.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
 
 
+def test_sequential_max_pooling_and_global_max_pooling_convert_exactly():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((9, 9, 2)), L.ZeroPadding2D(1), L.Conv2D(4, 3, activation="relu"),
+                              L.MaxPooling2D(2), L.Conv2D(5, 2, activation="relu", padding="same"),
+                              L.GlobalMaxPooling2D(), L.Dense(3)])
+    parsed = parse_keras(model)
+    assert [l.kind for l in parsed.layers] == ["zero_pad2d", "conv2d", "max_pool2d", "conv2d", "max_pool2d",
+                                               "flatten", "dense"]
+    x = np.random.default_rng(4).random((5, 9, 9, 2)).astype(np.float32)
+    np.testing.assert_allclose(ann_forward(parsed.layers, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
 @functools.lru_cache(maxsize=1)
 def _parsed_resnet():
     return parse_keras(_resnet())

@@ -9,6 +9,10 @@ synaptic events of a spike are simply the non-zero entries in its row of M. Pape
     Theta_t = [V_t >= threshold];  after a spike V -= threshold ("subtract") or V = 0 ("zero")
 
 The output layer only accumulates V (it never spikes); the prediction at t is argmax V_t.
+Shape layers act on each step's output of the layer before them: flatten and zero padding copy it,
+the spiking max pool keeps every input neuron's spike count of the frame and spikes where the
+largest count of its window grows (explicit loops, :func:`max_pool_counts`). A residual input adds
+the source layer's output at t-d through a diagonal matrix of skip weights (docs/simulators.md).
 Meant for small networks (it builds dense matrices).
 """
 
