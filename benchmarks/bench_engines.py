@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_engines.py [--images 1000] [--steps 100] [--json out.json]
 
-(a) the batched TF engine on a dense 784-1200-1200-10 and a small conv net, as image-timesteps/s;
+(a) the batched engines on a dense 784-1200-1200-10 and a small conv net, as image-timesteps/s: the
+    event-driven numba engine (the optimizer's default) and the TF/XLA engine;
 (b) the streaming engine, one image x T steps, as timesteps/s (chunk sizes 1, 10, T);
 (c) the dense roofline: the same matrix products with plain BLAS for T full forward passes;
 (d) a plain tf.function + XLA loop over the same network (per step: every layer's product, then the
@@ -175,6 +176,13 @@ def tf_engine(bundle: Bundle, x: np.ndarray, steps: int):
     return (lambda: engine.run(x, steps)), engine.chunk_size(steps)
 
 
+def numba_engine(bundle: Bundle, x: np.ndarray, steps: int):
+    from anytime_snn.sim.batch_engine import BatchEngine
+
+    engine = BatchEngine(bundle)
+    return lambda: engine.run(x, steps)
+
+
 def interleaved_best(fns: dict, rounds: int = 3) -> dict:
     """Warm every callable up, then time them in rotation (so drifts of the machine hit all alike)."""
     for fn in fns.values():
@@ -218,16 +226,17 @@ def node_process_memory() -> dict:
     return {"max_rss_mb": int(out[0]) / 1024, "imports_tensorflow": out[1] == "True"}
 
 
-def engine_memory(images: int, steps: int) -> dict:
+def engine_memory(images: int, steps: int, engine: str = "TFEngine") -> dict:
+    module = {"TFEngine": "tf_engine", "BatchEngine": "batch_engine"}[engine]
     code = (
         "import os, resource, numpy as np; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'\n"
         "import sys; sys.path.insert(0, %r)\n"
         "from bench_engines import dense_network\n"
-        "from anytime_snn.sim.tf_engine import TFEngine\n"
+        "from anytime_snn.sim.%s import %s as Engine\n"
         "b, _ = dense_network(); x = np.random.default_rng(0).random((%d, *b.input.shape), dtype=np.float32)\n"
-        "TFEngine(b).run(x, %d)\n"
+        "Engine(b).run(x, %d)\n"
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
-    ) % (str(Path(__file__).parent), images, steps)
+    ) % (str(Path(__file__).parent), module, engine, images, steps)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return {"images": images, "steps": steps, "max_rss_mb": int(out[-1]) / 1024}
 
@@ -253,7 +262,8 @@ def main() -> int:
         xin = network_input(bundle, images)
         r: dict = {}
         engine_fn, chunk = tf_engine(bundle, xin, steps)
-        t = interleaved_best({"tf_engine": engine_fn, "plain_xla_loop": plain_xla_loop(bundle, xin, steps),
+        t = interleaved_best({"numba_engine": numba_engine(bundle, xin, steps), "tf_engine": engine_fn,
+                              "plain_xla_loop": plain_xla_loop(bundle, xin, steps),
                               "plain_xla_loop_with_events": plain_xla_loop(bundle, xin, steps, True)})
         for key, seconds in t.items():
             r[f"{key}_image_steps_per_s"] = n * steps / seconds
@@ -268,12 +278,17 @@ def main() -> int:
         r["ratio_tf_engine_vs_plain_xla_with_events"] = (r["tf_engine_image_steps_per_s"]
                                                          / r["plain_xla_loop_with_events_image_steps_per_s"])
         r["ratio_tf_engine_vs_roofline"] = r["tf_engine_image_steps_per_s"] / r["dense_roofline_image_steps_per_s"]
+        for other in ("tf_engine", "plain_xla_loop", "plain_xla_loop_with_events", "dense_roofline"):
+            r[f"ratio_numba_engine_vs_{other}"] = (r["numba_engine_image_steps_per_s"]
+                                                   / r[f"{other}_image_steps_per_s"])
         results[name] = r
         print(json.dumps({name: r}, indent=1), flush=True)
     if not args.skip_memory:
         results["memory_tf_engine"] = engine_memory(10 * n, steps)
+        results["memory_numba_engine"] = engine_memory(10 * n, steps, "BatchEngine")
         results["memory_node_process"] = node_process_memory()
-        print(json.dumps({k: results[k] for k in ("memory_tf_engine", "memory_node_process")}, indent=1))
+        print(json.dumps({k: results[k] for k in ("memory_tf_engine", "memory_numba_engine", "memory_node_process")},
+                         indent=1))
     results["max_rss_this_process_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Seconds per L_SNN evaluation of the optimizer, in one process or across MPI ranks.
 
-  .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50
+  .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50 [--engine numba|tf]
   .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50
   .venv/bin/python benchmarks/bench_optimize.py --compare BASELINE OTHER... --test-images 2000
 
@@ -36,6 +36,7 @@ def main() -> int:
     p.add_argument("--timesteps", type=int, default=50)
     p.add_argument("--evals", type=int, default=4)
     p.add_argument("--threads", type=int)
+    p.add_argument("--engine", default="auto", choices=["auto", "numba", "tf"], help="simulator (default auto = numba)")
     p.add_argument("--json", help="append the result line to this file")
     p.add_argument("--compare", nargs="+", metavar="BUNDLE", help="baseline bundle, then the bundles to compare")
     p.add_argument("--test-images", type=int, default=2000)
@@ -55,7 +56,7 @@ def main() -> int:
     data = load_dataset("mnist", "train")
     idx = np.sort(np.random.Generator(np.random.PCG64(0)).permutation(len(data))[:args.subset])
     obj = Objective(bundle, network_input(bundle, data.images[idx]), data.labels[idx], args.timesteps,
-                    a_max=bundle.provenance["ann_accuracy"], comm=comm)
+                    a_max=bundle.provenance["ann_accuracy"], comm=comm, engine=args.engine, threads=args.threads)
     if comm.rank:
         obj.serve()
         return 0
@@ -68,14 +69,17 @@ def main() -> int:
     obj(start)  # warm-up: compilation
     warm = time.perf_counter() - t0
     seconds, losses = [], []
+    cpu = time.process_time()
     for s in states:
         t0 = time.perf_counter()
         losses.append(obj(s).loss)
         seconds.append(time.perf_counter() - t0)
+    cpu = time.process_time() - cpu
     obj.close()
-    out = {"ranks": comm.size, "subset": args.subset, "timesteps": args.timesteps, "chunk": obj.sim.plan.chunk,
+    out = {"engine": obj.sim.engine_name, "ranks": comm.size, "subset": args.subset, "timesteps": args.timesteps, "chunk": obj.sim.plan.chunk,
            "first_eval_s": warm, "seconds_per_eval_median": statistics.median(seconds), "seconds": seconds,
-           "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0]}
+           "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0],
+           "cpu_seconds_per_eval_rank0": cpu / len(states)}
     print(json.dumps(out))
     if args.json:
         with open(args.json, "a") as f:

@@ -10,14 +10,23 @@ import sys
 def main(path: str) -> None:
     r = json.load(open(path))
     print(f"Run: {r['images']} images x {r['steps']} steps on {r['machine']}; dense model: {r['dense_model']}.\n")
-    print("| workload | TF engine | plain XLA loop | plain XLA loop with events | dense roofline (BLAS) "
-          "| engine / plain loop | engine / loop with events | engine / roofline |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workload | numba engine | TF engine | plain XLA loop | plain XLA loop with events | dense roofline (BLAS) "
+          "| numba / plain loop | numba / TF engine | numba / roofline |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in ("dense", "conv"):
         d = r[name]
-        print(f"| {name} (image-timesteps/s) | {d['tf_engine_image_steps_per_s']:,.0f} | "
-              f"{d['plain_xla_loop_image_steps_per_s']:,.0f} | {d['plain_xla_loop_with_events_image_steps_per_s']:,.0f} | "
-              f"{d['dense_roofline_image_steps_per_s']:,.0f} | {d['ratio_tf_engine_vs_plain_xla']:.2f}× | "
+        print(f"| {name} (image-timesteps/s) | {d['numba_engine_image_steps_per_s']:,.0f} | "
+              f"{d['tf_engine_image_steps_per_s']:,.0f} | {d['plain_xla_loop_image_steps_per_s']:,.0f} | "
+              f"{d['plain_xla_loop_with_events_image_steps_per_s']:,.0f} | {d['dense_roofline_image_steps_per_s']:,.0f} | "
+              f"{d['ratio_numba_engine_vs_plain_xla_loop']:.2f}× | {d['ratio_numba_engine_vs_tf_engine']:.2f}× | "
+              f"{d['ratio_numba_engine_vs_dense_roofline']:.2f}× |")
+    print()
+    print("| workload | TF engine / plain loop | TF engine / loop with events | TF engine / roofline |")
+    print("|---|---|---|---|")
+    for name in ("dense", "conv"):
+        d = r[name]
+        print(f"| {name} | "
+              f"{d['ratio_tf_engine_vs_plain_xla']:.2f}× | "
               f"{d['ratio_tf_engine_vs_plain_xla_with_events']:.2f}× | {d['ratio_tf_engine_vs_roofline']:.2f}× |")
     print()
     print("| workload, batch 1 (timesteps/s) | streaming k=1 | streaming k=10 | streaming k=100 | plain NumPy loop "
@@ -35,7 +44,10 @@ def main(path: str) -> None:
         print("\nMEMORY\n")
         print("| process | peak RSS |")
         print("|---|---|")
-        print(f"| batched engine, {m['images']} images x {m['steps']} steps | {m['max_rss_mb']:.0f} MB |")
+        print(f"| TF engine, {m['images']} images x {m['steps']} steps | {m['max_rss_mb']:.0f} MB |")
+        if "memory_numba_engine" in r:
+            b = r["memory_numba_engine"]
+            print(f"| numba engine, {b['images']} images x {b['steps']} steps | {b['max_rss_mb']:.0f} MB |")
         print(f"| node-like (bundle + streaming engine; imports TensorFlow: {n.get('imports_tensorflow')}) | "
               f"{n.get('max_rss_mb', float('nan')):.0f} MB |")
 
