@@ -62,6 +62,41 @@ def test_seed_corpus_and_past_findings_replay_cleanly(target):
         harness.test_one_input(path.read_bytes())
 
 
+@pytest.mark.parametrize("target,inputs", [("image_convert", 500), ("bundle_loader", 100), ("core_validation", 150)])
+def test_memory_stays_flat_over_many_mutated_inputs(target, inputs):
+    """After a warm-up (caches fill), mutated seed inputs leave no growing Python heap behind."""
+    import gc
+    import random
+    import tracemalloc
+    import warnings
+
+    harness = _harness(target)
+    seeds = [p.read_bytes() for p in sorted((FUZZ / "corpus" / target).iterdir())]
+    rng = random.Random(5)
+
+    def mutated():
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        return bytes(data)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # overflow warnings of huge 32FC1 values
+        for _ in range(inputs // 2):
+            harness.test_one_input(mutated())
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(inputs):
+                harness.test_one_input(mutated())
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    assert grown < 256 << 10, f"{target}: {grown} bytes still allocated after {inputs} inputs"
+
+
 # ----------------------------------------------------------------------------- what fuzzing found, pinned
 
 
