@@ -120,3 +120,16 @@ def test_engine_selection():
         BatchEngine(dense).run(np.zeros((1, 12), np.float32), 0)
     with pytest.raises(ValueError, match="input shape"):
         BatchEngine(dense).run(np.zeros((1, 13), np.float32), 3)
+
+
+@pytest.mark.parametrize("layer", [("zero_pad2d", 1, 0, 1, "valid"), ("max_pool2d", 2, 0, 2, "valid"),
+                                   ("residual", 3, 0, 1, "same")])
+def test_graph_layers_go_to_the_tf_engine(layer):
+    """Padding, max pooling and residual inputs are not simulated here: never a silently wrong result."""
+    spec = NetSpec(input_shape=(6, 6, 2), convs=(("conv2d", 3, 2, 1, "same"), layer), dense=(5,), classes=3)
+    bundle = random_bundle(spec, 0)
+    assert not supports(bundle) and resolve(bundle, "auto") == "tf"
+    with pytest.raises(ValueError, match="does not simulate"):
+        BatchEngine(bundle)
+    with pytest.raises(ValueError, match="use --engine tf"):
+        resolve(bundle, "numba")

@@ -15,9 +15,10 @@ than the TF engine's per-step GEMMs, which multiply every zero as well. Design:
   the chunking or the number of MPI ranks: results are bit-identical across rank counts.
 - Synaptic events are counted in integers (spikes x non-zero fan-out), per sample.
 
-Supports the chain kinds dense, conv2d, depthwise_conv2d and flatten with every neuron
-configuration (reset mode, refractory period, synaptic delay); :func:`supports` says whether a
-bundle can run here (otherwise use :class:`~anytime_snn.sim.tf_engine.TFEngine`).
+Supports chains of dense, conv2d, depthwise_conv2d and flatten layers with every neuron
+configuration (reset mode, refractory period, synaptic delay); zero padding, max pooling and
+residual inputs are not simulated here. :func:`supports` says whether a bundle can run here
+(otherwise :mod:`.select` picks :class:`~anytime_snn.sim.tf_engine.TFEngine`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,15 @@ _KIND_CODE = {"dense": 0, "conv2d": 1, "depthwise_conv2d": 2}
 DEFAULT_BLOCK_BYTES = 256 << 10
 
 
+def unsupported(bundle: Bundle) -> list[str]:
+    """The layers this engine does not simulate: other kinds, and residual (``skip``) inputs."""
+    return [f"{layer.name} ({layer.kind}{', residual input' if getattr(layer, 'skip', None) else ''})"
+            for layer in bundle.layers if layer.kind not in SUPPORTED_KINDS or getattr(layer, "skip", None)]
+
+
 def supports(bundle: Bundle) -> bool:
-    """True when every layer is a kind this engine simulates (and numba is available)."""
-    return numba is not None and all(layer.kind in SUPPORTED_KINDS for layer in bundle.layers)
+    """True when this engine simulates every layer (a chain of the supported kinds) and numba is available."""
+    return numba is not None and not unsupported(bundle)
 
 
 class BatchEngine:
@@ -63,7 +70,7 @@ class BatchEngine:
     def __init__(self, bundle: Bundle, threads: int | None = None, block: int | None = None):
         if numba is None:
             raise RuntimeError("the batched CPU engine needs numba (pip install numba)")
-        bad = [f"{layer.name} ({layer.kind})" for layer in bundle.layers if layer.kind not in SUPPORTED_KINDS]
+        bad = unsupported(bundle)
         if bad:
             raise ValueError(f"the batched CPU engine does not simulate {', '.join(bad)}; use TFEngine")
         self.threads = threads
