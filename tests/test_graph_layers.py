@@ -267,3 +267,27 @@ def test_pynn_export_refuses_graph_layers_by_name():
             l.skip = None if l.skip == fragment else l.skip
     with pytest.raises(ConfigError, match="residual"):
         export(random_bundle(NetSpec(input_shape=(6, 6, 1), convs=(("conv2d", 3, 2, 1, "same"), ("residual", 3, 0, 1, "same"))), 0), object())
+
+
+def test_tf_engine_set_parameters_carries_the_residual_weights():
+    """The optimizer rescales a residual net (skip weights change) and swaps it into a built engine."""
+    pytest.importorskip("tensorflow")
+    from anytime_snn.optimize.params import FullState, apply_state, hidden_layers
+    from anytime_snn.sim.tf_engine import TFEngine
+
+    bundle = random_bundle(GRAPH, 6)
+    hidden = hidden_layers(bundle)
+    assert [h.layer_level for h in hidden] == [True, False, False, False]  # conv_1 feeds the max pool
+    rng = np.random.default_rng(0)
+    state = FullState([rng.uniform(-0.5, 0.5, h.channels) for h in hidden], [np.full(h.channels, 0.25) for h in hidden])
+    scaled = apply_state(bundle, state, hidden)
+    join = next(l for l in scaled.layers if l.skip is not None)
+    assert not np.array_equal(join.skip_weights, next(l for l in bundle.layers if l.skip is not None).skip_weights)
+    x = random_inputs(GRAPH, 3, 6)
+    engine = TFEngine(bundle, batch_size=3, jit_compile=False)
+    engine.run(x, 8)
+    engine.set_parameters(scaled)
+    swapped = engine.run(x, 8, record_v_out=True)
+    fresh = TFEngine(scaled, batch_size=3, jit_compile=False).run(x, 8, record_v_out=True)
+    np.testing.assert_array_equal(swapped.v_out, fresh.v_out)
+    np.testing.assert_array_equal(swapped.events, fresh.events)
