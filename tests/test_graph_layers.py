@@ -23,11 +23,9 @@ GRAPH = NetSpec(input_shape=(8, 8, 2), convs=(("zero_pad2d", 1, 0, 2, ""), ("con
                 dense=(6,), neuron=NeuronConfig.spinnaker())
 
 
-def _pool_net(spike_trains: np.ndarray) -> Bundle:
-    """Two hidden neurons driven to fire the given trains exactly (weight 1, threshold 1, V0 0) -> 2x1 max
-    pool -> output weight 1: the output potential is the pool's cumulative spike count."""
-    T = spike_trains.shape[0]
-    del T
+def _pool_net() -> Bundle:
+    """Two hidden neurons (input weight 1, threshold 1, V0 0, so a constant input I fires at rate I) -> 2x1
+    max pool -> output weight 1: the output potential is the pool's cumulative spike count."""
     return Bundle(
         input=InputSpec(shape=(2, 1, 1), color="mono"),
         layers=[Layer("h", "conv2d", np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)),
@@ -39,18 +37,20 @@ def _pool_net(spike_trains: np.ndarray) -> Bundle:
 
 def test_max_pool_spikes_when_the_largest_count_grows():
     """Inputs fire at rates 1/2 (in anti-phase) and 1/3: the pool's count is the larger count at every step."""
-    bundle = _pool_net(np.zeros((1, 2)))
+    bundle = _pool_net()
     x = np.array([[[[0.5]], [[1 / 3]]]], np.float32)  # neuron 0: I = 0.5, neuron 1: I = 1/3
     res = reference.simulate(bundle, x, 12)
     hidden = res.spikes[0][:, 0, :].astype(int)  # (T, 2)
     counts = np.cumsum(hidden, axis=0)
     assert res.v_out[:, 0, 0].tolist() == counts.max(axis=1).tolist()
-    # Two inputs taking turns at holding the lead: counts (1,0), (1,1), (1,2) ... the pool never exceeds the max.
-    x2 = np.array([[[[0.5]], [[0.5]]]], np.float32)
-    b2 = _pool_net(np.zeros((1, 2)))
-    b2.layers[0].v0 = np.array([0.0], np.float32)
-    res2 = reference.simulate(b2, x2, 10)
-    assert res2.v_out[-1, 0, 0] == np.cumsum(res2.spikes[0][:, 0, :], axis=0).max(axis=1)[-1] == 5
+    # Two inputs at rate 1/2 in anti-phase take turns at holding the lead, counts (1,0), (1,1), (2,1), ...:
+    # a gate forwarding whichever neuron leads would pass every spike (rate 1); ours passes rate 1/2.
+    anti = _pool_net()
+    anti.layers[0].v0 = np.array([0.5, 0.0], np.float32).reshape(2, 1, 1)  # neuron 0 fires at odd, 1 at even t
+    res2 = reference.simulate(anti, np.array([[[[0.5]], [[0.5]]]], np.float32), 10)
+    trains = res2.spikes[0][:, 0, :]
+    assert trains[0::2, 0].all() and trains[1::2, 1].all() and trains.sum() == 10
+    assert res2.v_out[-1, 0, 0] == 5
 
 
 def test_zero_padding_adds_no_events_and_matches_same_padding():
