@@ -15,6 +15,7 @@ A loaded bundle must simulate one step with the reference simulator.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import struct
 import sys
@@ -31,9 +32,33 @@ with _common.instrumented(__name__ == "__main__", "anytime_snn"):
     from anytime_snn.sim import reference
 
 U32 = struct.Struct("<I")
-_shm = Path("/dev/shm")
-WORK = Path(tempfile.mkdtemp(prefix="fuzz-bundle-", dir=_shm if _shm.is_dir() else None))
-atexit.register(shutil.rmtree, WORK, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _workdir() -> Path:
+    """This process's scratch bundle directory, in RAM where possible. libFuzzer ends the process
+    without running atexit handlers, so directories of processes that are gone are removed here."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    for old in base.glob("fuzz-bundle-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    work = base / f"fuzz-bundle-{os.getpid()}"
+    work.mkdir(exist_ok=True)
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # when the process does end normally
+    return work
+
+
+WORK = _workdir()
 
 
 def pack(manifest: bytes, tensors: bytes, structured: bool = True) -> bytes:
