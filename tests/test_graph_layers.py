@@ -199,7 +199,7 @@ def test_streaming_engine_matches_reference_on_graph_layers(spec, seed, chunks, 
     np.testing.assert_array_equal(events, np.cumsum(ref.events, axis=0))
 
 
-@settings(max_examples=3)
+@settings(max_examples=2)
 @given(spec=GRAPH_SPECS, seed=st.integers(0, 2**16), chunk=st.integers(2, 3))
 def test_tf_engine_matches_reference_on_graph_layers(spec, seed, chunk):
     pytest.importorskip("tensorflow")
