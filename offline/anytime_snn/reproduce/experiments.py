@@ -1,0 +1,320 @@
+"""The paper's experiments (Figures 4-6, Table 2, the MobileNet run) as functions of :class:`Settings`.
+
+Each returns a JSON-ready dict of every number; :mod:`.report` turns it into tables and plots. The
+model variants of Figure 5/6 are:
+
+* baseline: no sparsity fine-tuning, layer-wise normalization (99.9th percentile), V0 = 0, no optimization;
+* component 1 (sparsity): :func:`anytime_snn.train.sparsity.finetune` with the architecture's default lambdas;
+* component 2 (scaling): optimization of H (the per-neuron firing-rate scales);
+* component 3 (initialization): V0 = 0.5 as the start and optimization of V0.
+
+An ablation keeps the coordinates of a removed component fixed (H at the normalization's, V0 at 0)
+with :class:`~.stages.PinnedObjective`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from . import stages
+from .stages import Pin
+
+EXPERIMENTS = ("fig4", "fig5", "fig6", "table2", "mobilenet")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One network of the experiments: its data set, architecture and training epochs."""
+
+    name: str
+    dataset: str
+    arch: dict
+    epochs: int
+    quick_arch: dict
+    learning_rate: float = 0.05
+
+
+MODELS = {
+    "dense-mnist": ModelSpec("dense-mnist", "mnist", {"kind": "dense"}, 10,
+                             {"kind": "dense", "hidden": [64, 64]}),
+    "conv-mnist": ModelSpec("conv-mnist", "mnist", {"kind": "conv"}, 4,
+                            {"kind": "conv", "filters": [8, "pool", 16, "pool"], "hidden": [32]}),
+    "conv-fashion": ModelSpec("conv-fashion", "fashion-mnist", {"kind": "conv"}, 8,
+                              {"kind": "conv", "filters": [8, "pool", 16, "pool"], "hidden": [32]}),
+    "cifar10": ModelSpec("cifar10", "cifar10", {"kind": "cifar"}, 30,
+                         {"kind": "cifar", "filters": [8, "pool", 16, "pool"], "hidden": [32]}),
+    "mobilenet-fashion": ModelSpec("mobilenet-fashion", "fashion-mnist", {"kind": "mobilenet"}, 10,
+                                   {"kind": "mobilenet", "stem_filters": 8, "blocks": [[16, 1], [32, 2]]}),
+}
+
+
+@dataclass
+class Settings:
+    """Budgets and sizes of a reproduction run (``quick``: the CI-sized defaults, see :func:`quick_settings`)."""
+
+    out: Path
+    quick: bool = False
+    seed: int = 0
+    timesteps: int = 50                 # MNIST-style models (paper: 50); table2 uses 100
+    test_limit: int = 10000             # test images per evaluation (paper: the whole test set)
+    train_limit: int | None = None      # training images for training and fine-tuning (None: all)
+    epochs: int | None = None           # ANN training epochs (None: the model's)
+    sparsify_epochs: int = 3
+    phases: tuple[str, ...] = ("model", "layer", "neuron")
+    budgets: tuple[int, ...] = (100, 1000, 10000)   # the paper's
+    subset: int = 1000                  # training images per objective evaluation
+    calibration_samples: int = 10000
+    models: dict[str, str] = field(default_factory=dict)         # name -> existing .keras or bundle dir
+    sparse_models: dict[str, str] = field(default_factory=dict)  # name -> existing fine-tuned .keras
+    cifar_path: str | None = None
+    only: tuple[str, ...] | None = None  # fig4/fig5: restrict to these models
+    nest_images: int = 100              # table2: test images confirmed on NEST (0: skip)
+    log: object = print
+
+    @property
+    def stage_dir(self) -> Path:
+        return Path(self.out) / "stages"
+
+    def identity(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("log")
+        d["out"] = str(self.out)
+        return d
+
+
+def quick_settings(out: Path, **overrides) -> Settings:
+    """Minutes on 2 cores: tiny nets, 2000 training images, 3 epochs (fine-tuning 1), 200 test images, 20 steps, few evaluations."""
+    base = dict(out=Path(out), quick=True, timesteps=20, test_limit=200, train_limit=2000, epochs=3,
+                sparsify_epochs=1, phases=("model", "layer"), budgets=(6, 8), subset=100, calibration_samples=500,
+                nest_images=2)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**base)
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+class Pipeline:
+    """The cached stages of one model under one :class:`Settings` (shared by every experiment)."""
+
+    def __init__(self, spec: ModelSpec, s: Settings, comm):
+        self.spec, self.s, self.comm = spec, s, comm
+        self.dir = s.stage_dir / spec.name
+        self.data_path = s.cifar_path if spec.dataset.startswith("cifar") else None
+
+    def _log(self, msg):
+        if self.comm.rank == 0:
+            self.s.log(msg)
+
+    def keras_model(self) -> str:
+        user = self.s.models.get(self.spec.name)
+        if user:
+            if not str(user).endswith(".keras"):
+                raise ConfigError(f"{self.spec.name}: this experiment needs a Keras model (.keras), got {user}")
+            return str(user)
+        from ..train import config_from_dict
+
+        cfg = config_from_dict({"dataset": self.spec.dataset, "data_path": self.data_path,
+                                "arch": self.spec.quick_arch if self.s.quick else self.spec.arch,
+                                "epochs": self.s.epochs or self.spec.epochs, "learning_rate": self.spec.learning_rate,
+                                "train_limit": self.s.train_limit, "seed": self.s.seed,
+                                "augment_flip": self.spec.dataset.startswith("cifar")})
+        return stages.train_stage(self.dir / "train", cfg, self.comm, self._log)["model"]
+
+    def sparse_model(self) -> tuple[str, dict | None]:
+        user = self.s.sparse_models.get(self.spec.name)
+        if user:
+            return str(user), None
+        r = stages.sparsify_stage(self.dir / "sparsify", self.keras_model(), epochs=self.s.sparsify_epochs,
+                                  train_limit=self.s.train_limit, test_limit=self.s.test_limit, seed=self.s.seed, comm=self.comm, log=self._log)
+        return r["model"], r
+
+    def bundle(self, sparse: bool) -> str:
+        """The converted SNN (V0 0.5 stored; evaluations and the optimizer set V0 themselves)."""
+        user = self.s.models.get(self.spec.name)
+        if not sparse and user and not str(user).endswith(".keras"):
+            return str(user)  # an existing bundle (e.g. models/default)
+        model = self.sparse_model()[0] if sparse else self.keras_model()
+        return stages.convert_stage(self.dir / ("convert_sparse" if sparse else "convert"), model,
+                                    dataset=self.spec.dataset, data_path=self.data_path,
+                                    calibration_samples=self.s.calibration_samples, timesteps=self.s.timesteps,
+                                    comm=self.comm, log=self._log)["bundle"]
+
+    def optimized(self, sparse: bool, pin: Pin | None, v0_init: float, *, dynamics: str | None = None,
+                  timesteps: int | None = None, tag: str = "") -> tuple[str, dict]:
+        name = "opt_" + ("sparse" if sparse else "dense") + (f"_{tag}" if tag else "")
+        r = stages.optimize_stage(self.dir / name, self.bundle(sparse), dataset=self.spec.dataset,
+                                  data_path=self.data_path, subset=self.s.subset, timesteps=timesteps or self.s.timesteps,
+                                  phases=self.s.phases, budgets=self.s.budgets, v0_init=v0_init, pin=pin,
+                                  seed=self.s.seed, comm=self.comm, dynamics=dynamics, log=self._log)
+        return r["bundle"], r
+
+    def evaluate(self, bundle: str, tag: str, *, v0: float | None = None, dynamics: str | None = None,
+                 timesteps: int | None = None) -> dict:
+        return stages.evaluate_stage(self.dir / f"eval_{tag}", bundle, dataset=self.spec.dataset,
+                                     data_path=self.data_path, test_limit=self.s.test_limit,
+                                     timesteps=timesteps or self.s.timesteps, v0=v0, comm=self.comm,
+                                     dynamics=dynamics, a_max_bundle=self.bundle(False), log=self._log)
+
+
+def _summary(ev: dict) -> dict:
+    s = ev["summary"]
+    return {"ann_accuracy": s["a_max"], "peak_accuracy": s["peak_accuracy"], "peak_timestep": s["peak_timestep"],
+            "final_accuracy": s["final_accuracy"], "P_l": s["P_l"], "P_p": s["P_p"], "M_e": s["M_e"],
+            "events_per_sample": s["events_per_sample"],
+            "time_to": {k: v["timesteps"] for k, v in s["thresholds"].items()},
+            "events_to": {k: v["events"] for k, v in s["thresholds"].items()}}
+
+
+def _curve(ev: dict) -> dict:
+    return {"accuracy": ev["accuracy"], "events_per_step": ev["events_per_step"]}
+
+
+def _factor(base: float, new: float) -> float | None:
+    return base / new if new else None
+
+
+def _variant(p: Pipeline, sparse: bool, scaling: bool, init: bool, tag: str) -> dict:
+    """One combination of the three components: evaluation summary, curves and stage records."""
+    rec: dict = {"components": {"sparsity": sparse, "scaling": scaling, "initialization": init}}
+    if sparse:
+        rec["sparsify"] = p.sparse_model()[1]
+    if not scaling and not init:
+        ev = p.evaluate(p.bundle(sparse), tag, v0=0.0)
+    else:
+        pin = None if (scaling and init) else (Pin(v0=0.0) if scaling else Pin(eta=True))
+        bundle, opt = p.optimized(sparse, pin, 0.5 if init else 0.0, tag=tag)
+        rec["optimization"] = opt
+        ev = p.evaluate(bundle, tag)
+    rec["metrics"], rec["curve"] = _summary(ev), _curve(ev)
+    return rec
+
+
+def _models(s: Settings, names) -> list[str]:
+    out = list(names)
+    if s.cifar_path and "cifar10" not in out:
+        out.append("cifar10")
+    if s.only:
+        unknown = sorted(set(s.only) - set(MODELS))
+        if unknown:
+            raise ConfigError(f"--only: unknown model(s) {unknown}; known: {sorted(MODELS)}")
+        out = [n for n in s.only]
+    return out
+
+
+def fig5(s: Settings, comm, names=("dense-mnist", "conv-mnist", "conv-fashion")) -> dict:
+    """Full method vs the unoptimized baseline per model: improvement factors of P_l and P_p (paper Fig. 5)."""
+    results = {}
+    for name in _models(s, names):
+        p = Pipeline(MODELS[name], s, comm)
+        base = _variant(p, False, False, False, "baseline")
+        full = _variant(p, True, True, True, "full")
+        results[name] = {"baseline": base, "full": full, "improvement": {
+            "P_l": _factor(base["metrics"]["P_l"], full["metrics"]["P_l"]),
+            "P_p": _factor(base["metrics"]["P_p"], full["metrics"]["P_p"])}}
+    return {"experiment": "fig5", "models": results,
+            "paper": {"P_l_factor": "about 10x", "P_p_factor": "about 100x"}}
+
+
+FIG6_VARIANTS = {  # tag: (sparsity, scaling, initialization)
+    "baseline": (False, False, False), "+1 sparsity": (True, False, False), "+2 scaling": (False, True, False),
+    "+3 initialization": (False, False, True), "full (1+2+3)": (True, True, True),
+    "-1 sparsity": (False, True, True), "-2 scaling": (True, False, True), "-3 initialization": (True, True, False),
+}
+
+
+def fig6(s: Settings, comm, name: str = "conv-mnist") -> dict:
+    """Addition to the baseline and ablation from the full method of the three components (paper Fig. 6)."""
+    p = Pipeline(MODELS[name], s, comm)
+    tags = {"baseline": "baseline", "full (1+2+3)": "full"}
+    variants = {label: _variant(p, *c, tags.get(label, label.replace(" ", "_").replace("+", "add").replace("-", "ablate")))
+                for label, c in FIG6_VARIANTS.items()}
+    b = variants["baseline"]["metrics"]
+    for v in variants.values():
+        v["improvement"] = {"P_l": _factor(b["P_l"], v["metrics"]["P_l"]), "P_p": _factor(b["P_p"], v["metrics"]["P_p"])}
+    return {"experiment": "fig6", "model": name, "variants": variants}
+
+
+def fig4(s: Settings, comm, names=("dense-mnist", "conv-mnist")) -> dict:
+    """Pareto latency with V0 = 0.5 relative to V0 = 0, unoptimized models (paper Fig. 4)."""
+    results = {}
+    for name in _models(s, names):
+        p = Pipeline(MODELS[name], s, comm)
+        e0, e5 = p.evaluate(p.bundle(False), "v0_0", v0=0.0), p.evaluate(p.bundle(False), "v0_0.5", v0=0.5)
+        results[name] = {"v0_0": _summary(e0), "v0_0.5": _summary(e5), "curves": {"V0=0": _curve(e0), "V0=0.5": _curve(e5)},
+                         "relative_P_l": e5["summary"]["P_l"] / e0["summary"]["P_l"] if e0["summary"]["P_l"] else None}
+    return {"experiment": "fig4", "models": results}
+
+
+def table2(s: Settings, comm, name: str = "dense-mnist") -> dict:
+    """SpiNNaker dynamics, T = 100: before and after optimizing H and V0 under them; confirmed on NEST."""
+    p = Pipeline(MODELS[name], s, comm)
+    steps = 100 if not s.quick else max(s.timesteps, 30)
+    base = p.bundle(False)
+    before = p.evaluate(base, "spinnaker_before", dynamics="spinnaker", timesteps=steps)
+    opt_bundle, opt = p.optimized(False, None, 0.5, dynamics="spinnaker", timesteps=steps, tag="spinnaker")
+    after = p.evaluate(opt_bundle, "spinnaker_after", dynamics="spinnaker", timesteps=steps)
+    out = {"experiment": "table2", "model": name, "timesteps": steps, "optimization": opt,
+           "before": _summary(before), "after": _summary(after),
+           "curves": {"before": _curve(before), "after": _curve(after)},
+           "spikes_per_sample": {"before": _spikes(base, before, "spinnaker"),
+                                 "after": _spikes(opt_bundle, after, "spinnaker")},
+           "paper": {"before": {"peak_accuracy": 0.84, "P_l": 31.7, "P_p_spikes": 4.17e3},
+                     "after": {"peak_accuracy": 0.978, "P_l": 9.54, "P_p_spikes": 1.01e3}}}
+    out["improvement"] = {"P_l": _factor(before["summary"]["P_l"], after["summary"]["P_l"]),
+                          "P_p": _factor(before["summary"]["P_p"], after["summary"]["P_p"])}
+    if s.nest_images:
+        out["nest"] = {k: _nest_check(p, b, steps) for k, b in (("before", base), ("after", opt_bundle))}
+    return out
+
+
+def _spikes(bundle_dir: str, ev: dict, dynamics: str) -> float:
+    """Spikes per sample over all steps, from the recorded per-layer firing rates and the layer sizes."""
+    import numpy as np
+
+    from ..model import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    sizes = [int(np.prod(sh)) for sh, layer in zip(bundle.shapes(), bundle.layers) if layer.weighted and not layer.output]
+    rates = np.asarray(ev["layer_firing_rates"])
+    return float((rates.sum(axis=1) * np.asarray(sizes)).sum())
+
+
+def _nest_check(p: Pipeline, bundle_dir: str, steps: int) -> dict:
+    """Run the first images on NEST through the PyNN export and compare with our engine step by step."""
+    def run(d: Path) -> dict:
+        import numpy as np
+
+        from ..convert.convert import network_input
+        from ..data import load_dataset
+        from ..evaluate import evaluate, evaluate_on_backend
+        from ..model import NeuronConfig, load_bundle
+
+        bundle = load_bundle(bundle_dir).with_neuron(NeuronConfig.spinnaker())
+        test = load_dataset(p.spec.dataset, "test", None, limit=p.s.nest_images)
+        x = network_input(bundle, test.images)
+        ours = evaluate(bundle, x, test.labels, steps, a_max=1.0)
+        nest, note = evaluate_on_backend(bundle, x, test.labels, "nest", steps, a_max=1.0)
+        return {"images": len(test), "timesteps": steps, "accuracy_nest": nest.accuracy.tolist()[-1],
+                "accuracy_ours": ours.accuracy.tolist()[-1],
+                "max_abs_accuracy_difference": float(np.max(np.abs(nest.accuracy - ours.accuracy))),
+                "events_per_sample_nest": float(nest.events.sum()), "events_per_sample_ours": float(ours.events.sum()),
+                "note": note}
+
+    tag = "nest_" + stages.file_digest(Path(bundle_dir))[:8]
+    return stages.cached(p.dir / tag, {"stage": "nest", "bundle": stages.file_digest(Path(bundle_dir)),
+                                       "images": p.s.nest_images, "timesteps": steps}, run, p.comm, p._log)
+
+
+def mobilenet(s: Settings, comm) -> dict:
+    """The MobileNet-style net on Fashion-MNIST: full method vs baseline (the paper's ImageNet run, scaled down)."""
+    out = fig5(s, comm, names=("mobilenet-fashion",))
+    out["experiment"] = "mobilenet"
+    out["models"] = {k: v for k, v in out["models"].items() if k == "mobilenet-fashion"}
+    return out
+
+
+RUNNERS = {"fig4": fig4, "fig5": fig5, "fig6": fig6, "table2": table2, "mobilenet": mobilenet}

@@ -1,0 +1,108 @@
+"""``anytime-snn reproduce <experiment> --quick`` end to end on real (tiny) MNIST / Fashion-MNIST data.
+
+All experiments share one output directory, so the tiny models trained for the first one are reused
+by the others (the stage cache), as they would be in a user's run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anytime_snn.cli import main
+from anytime_snn.data import mnist as mnist_mod
+
+pytestmark = pytest.mark.skipif(not mnist_mod.is_cached(), reason="MNIST not cached: run anytime-snn data fetch mnist")
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    return tmp_path_factory.mktemp("reproduce")
+
+
+def _results(out, name):
+    report = out / name / "report.md"
+    assert report.is_file() and report.stat().st_size > 200
+    assert list((out / name).rglob("*.png"))
+    return json.loads((out / name / "results.json").read_text())
+
+
+def _metrics_ok(m):
+    assert 0 < m["ann_accuracy"] <= 1 and 0 <= m["peak_accuracy"] <= 1 and m["events_per_sample"] > 0
+    assert set(m["time_to"]) == {"0.9", "0.95", "0.99"}
+
+
+def test_fig4_quick(out):
+    assert main(["reproduce", "fig4", "--quick", "--out", str(out)]) == 0
+    r = _results(out, "fig4")
+    assert set(r["models"]) == {"dense-mnist", "conv-mnist"}
+    for m in r["models"].values():
+        _metrics_ok(m["v0_0"]), _metrics_ok(m["v0_0.5"])
+        assert m["relative_P_l"] == pytest.approx(m["v0_0.5"]["P_l"] / m["v0_0"]["P_l"])
+        assert m["v0_0"]["ann_accuracy"] == m["v0_0.5"]["ann_accuracy"]  # one reference per model
+
+
+def test_fig5_quick(out):
+    assert main(["reproduce", "fig5", "--quick", "--out", str(out), "--only", "dense-mnist,conv-fashion"]) == 0
+    r = _results(out, "fig5")
+    assert set(r["models"]) == {"dense-mnist", "conv-fashion"}
+    for name, m in r["models"].items():
+        _metrics_ok(m["baseline"]["metrics"]), _metrics_ok(m["full"]["metrics"])
+        assert m["full"]["components"] == {"sparsity": True, "scaling": True, "initialization": True}
+        sp = m["full"]["sparsify"]
+        assert sp["after"]["weight_sparsity"] > sp["before"]["weight_sparsity"]
+        # the optimizer returns its best point, never worse than its start on the training subset
+        assert m["full"]["optimization"]["best"]["loss"] <= m["full"]["optimization"]["start"]["loss"]
+        assert m["improvement"]["P_p"] == pytest.approx(m["baseline"]["metrics"]["P_p"] / m["full"]["metrics"]["P_p"])
+    # the dense model was trained once, by fig4, and reused here
+    assert len(list((out / "stages" / "dense-mnist").glob("train/model.keras"))) == 1
+
+
+def test_fig6_quick(out):
+    assert main(["reproduce", "fig6", "--quick", "--out", str(out)]) == 0
+    r = _results(out, "fig6")
+    v = r["variants"]
+    assert len(v) == 8 and v["baseline"]["improvement"] == {"P_l": 1.0, "P_p": 1.0}
+    # an ablation of initialization optimizes H only: its V0 stays 0, unlike the full method's
+    from anytime_snn.model import load_bundle
+
+    no_init = load_bundle(v["-3 initialization"]["optimization"]["bundle"])
+    assert all((layer.v0 == 0).all() for layer in no_init.layers if layer.weighted and not layer.output)
+    no_scaling = v["-2 scaling"]["optimization"]
+    assert no_scaling["best"]["loss"] <= no_scaling["start"]["loss"]
+
+
+def test_table2_quick(out):
+    pytest.importorskip("pyNN")
+    pytest.importorskip("nest")
+    assert main(["reproduce", "table2", "--quick", "--out", str(out)]) == 0
+    r = _results(out, "table2")
+    _metrics_ok(r["before"]), _metrics_ok(r["after"])
+    for check in r["nest"].values():  # NEST through the PyNN export = our engine, step by step
+        assert check["max_abs_accuracy_difference"] == 0
+        assert check["events_per_sample_nest"] == pytest.approx(check["events_per_sample_ours"])
+
+
+def test_mobilenet_quick(out):
+    assert main(["reproduce", "mobilenet", "--quick", "--out", str(out)]) == 0
+    r = _results(out, "mobilenet")
+    m = r["models"]["mobilenet-fashion"]
+    _metrics_ok(m["baseline"]["metrics"]), _metrics_ok(m["full"]["metrics"])
+
+
+def test_resume_skips_finished_stages(out, capsys):
+    """A second run with the same settings only rewrites the report (no stage runs again)."""
+    import time
+
+    t0 = time.perf_counter()
+    assert main(["reproduce", "fig4", "--quick", "--out", str(out)]) == 0
+    assert time.perf_counter() - t0 < 30
+    assert "Epoch" not in capsys.readouterr().out
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--model", "nope=x.keras"]) == 2
+    assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--budgets", "1,x"]) == 2
+    assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--phases", "model", "--budgets", "3,4"]) == 2
+    err = capsys.readouterr().err
+    assert "NAME=PATH" in err and "--budgets" in err and "Traceback" not in err
