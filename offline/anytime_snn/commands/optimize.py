@@ -74,6 +74,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+def _model_digest(bundle) -> str:
+    """sha256 of the start model's structure and tensors: a checkpoint resumes only on the same model."""
+    h = hashlib.sha256()
+    for layer in bundle.layers:
+        h.update(repr((layer.name, layer.kind, tuple(layer.strides), layer.padding, getattr(layer, "pool_size", None),
+                       getattr(layer, "pad", None), getattr(layer, "skip", None), layer.output)).encode())
+        for k in ("weights", "bias", "skip_weights"):
+            value = getattr(layer, k, None)
+            if value is not None:
+                h.update(np.ascontiguousarray(value, np.float32).tobytes())
+    return h.hexdigest()
+
+
 def _subset(n: int, size: int, seed: int):
     return np.sort(np.random.Generator(np.random.PCG64(seed)).permutation(n)[:size])
 
@@ -187,9 +200,7 @@ def run(args) -> int:
     a_max = _a_max(args.a_max, bundle, x, labels)
     objective = Objective(bundle, x, labels, timesteps, a_max=a_max, lambdas=lambdas, comm=comm,
                           max_chunk=args.batch_size, engine=args.engine, threads=args.threads)
-    weights_digest = hashlib.sha256(b"".join(
-        np.ascontiguousarray(getattr(layer, k), np.float32).tobytes() for layer in bundle.weighted_layers
-        for k in ("weights", "bias"))).hexdigest()
+    weights_digest = _model_digest(bundle)
     run_info = {"model_weights_sha256": weights_digest, "dataset": data.name, "data_hash": data.hash(),
                 "subset": args.subset, "timesteps": timesteps, "lambdas": list(objective.lambdas), "a_max": a_max,
                 "dynamics": args.dynamics or "bundle", "a_max_rule": args.a_max,
