@@ -5,7 +5,8 @@
 Fixes every BatchNormalization's gamma to 1 (keeping the network function), then fine-tunes with
 L' = L_ANN + lambda_a L_a + lambda_w L_w: L_a (eq. 8) is the expected fraction of non-zero ReLU
 outputs computed from the BN betas, L_w (eq. 9) the mean |w| weighted by the neurons each weight
-serves. Afterwards every kernel weight with |w| < epsilon is set to zero. The data set, split and
+serves; the default lambdas depend on the architecture (docs/sparsity.md). The BN moving statistics
+are re-estimated on training images after fine-tuning. Afterwards every kernel weight with |w| < epsilon is set to zero. The data set, split and
 augmentation come from the model's training record (MODEL.json).
 
 Before and after, the JSON record (OUT.json) holds test accuracy, activation sparsity (zero ReLU
@@ -27,9 +28,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", help="trained Keras model (.keras) with its .json training record")
     parser.add_argument("--out", required=True, metavar="FILE.keras", help="where to save the sparse model")
     parser.add_argument("--lambda-a", type=float, default=None,
-                        help="weight of the activation penalty L_a (default 50, see docs/sparsity.md)")
+                        help="weight of the activation penalty L_a (default: 50 for a dense net, scaled by "
+                        "sqrt(#betas / sum n_k) for others; see docs/sparsity.md)")
     parser.add_argument("--lambda-w", type=float, default=None,
-                        help="weight of the weight penalty L_w (default 1000, see docs/sparsity.md)")
+                        help="weight of the weight penalty L_w (default: 1000 for a dense net, scaled by "
+                        "sqrt(#weights / sum m_k) for others)")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3; 0: only prune)")
     parser.add_argument("--epsilon", type=float, default=1e-4, help="prune kernel weights with |w| < epsilon "
                         "(default 1e-4)")
@@ -49,16 +52,18 @@ def add_arguments(parser) -> None:
                         help="training images for the conversion's normalization (default 10000)")
     parser.add_argument("--normalization", choices=["layer", "channel"], default="layer",
                         help="conversion normalization for the SNN measurement (default layer)")
+    parser.add_argument("--bn-samples", type=int, default=10000,
+                        help="training images for re-estimating the BN statistics after fine-tuning (default "
+                        "10000; 0: keep the moving averages)")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
 
 
 def run(args) -> int:
-    from ..train.sparsity import DEFAULT_LAMBDA_A, DEFAULT_LAMBDA_W, finetune
+    from ..train.sparsity import finetune
 
     record = finetune(
         args.model, args.out,
-        lambda_a=DEFAULT_LAMBDA_A if args.lambda_a is None else args.lambda_a,
-        lambda_w=DEFAULT_LAMBDA_W if args.lambda_w is None else args.lambda_w,
+        lambda_a=args.lambda_a, lambda_w=args.lambda_w, bn_samples=args.bn_samples,
         epochs=args.epochs, epsilon=args.epsilon, learning_rate=args.learning_rate, batch_size=args.batch_size,
         seed=args.seed, threads=args.threads, dataset=args.dataset, data_path=args.data_path,
         train_limit=args.train_limit, test_limit=args.test_limit, snn_samples=args.snn_samples,
