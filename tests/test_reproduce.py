@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from anytime_snn.cli import main
@@ -106,3 +108,25 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--phases", "model", "--budgets", "3,4"]) == 2
     err = capsys.readouterr().err
     assert "NAME=PATH" in err and "--budgets" in err and "Traceback" not in err
+
+
+def test_mobilenet_on_an_imagenet_style_npz(tmp_path):
+    """The ImageNet path at small scale: RGB 32x32 images from an npz file (here: MNIST digits padded and
+    tiled to 3 channels, so the test needs no other data) through the same MobileNet experiment."""
+    from anytime_snn.data import load_dataset
+
+    def rgb(split, n):
+        d = load_dataset("mnist", split, limit=n)
+        x = np.pad(d.images.reshape(n, 28, 28, 1), ((0, 0), (2, 2), (2, 2), (0, 0)))
+        return np.repeat(x, 3, axis=-1), d.labels
+
+    (xtr, ytr), (xte, yte) = rgb("train", 800), rgb("test", 100)
+    data = tmp_path / "imagenet_like.npz"
+    np.savez(data, train_images=xtr, train_labels=ytr, test_images=xte, test_labels=yte)
+    out = tmp_path / "out"
+    assert main(["reproduce", "mobilenet", "--quick", "--out", str(out), "--dataset", "npz", "--data-path", str(data),
+                 "--test-limit", "100"]) == 0
+    r = _results(out, "mobilenet")
+    m = r["models"]["mobilenet-fashion"]
+    assert m["baseline"]["curve"] and m["full"]["metrics"]["events_per_sample"] > 0
+    assert (out / "stages" / "mobilenet-npz" / "train" / "model.keras").is_file()

@@ -61,6 +61,9 @@ def add_arguments(parser) -> None:
                         help="use an existing sparsity-fine-tuned .keras model for NAME")
     parser.add_argument("--only", metavar="NAME,...", help="fig4/fig5: run only these models (default: all of "
                         "the experiment's)")
+    parser.add_argument("--dataset", help="mobilenet: data set (default fashion-mnist; npz or folder for an "
+                        "ImageNet subset, see docs/results.md)")
+    parser.add_argument("--data-path", help="mobilenet: location of the npz file or image folder")
     parser.add_argument("--cifar", metavar="PATH", help="CIFAR-10 python batches: adds cifar10 to fig4/fig5")
 
 
@@ -73,7 +76,7 @@ def settings_from_args(args):
     over = {"seed": args.seed, "subset": args.subset, "timesteps": args.timesteps, "test_limit": args.test_limit,
             "train_limit": args.train_limit, "epochs": args.epochs, "sparsify_epochs": args.sparsify_epochs,
             "calibration_samples": args.calibration_samples, "nest_images": args.nest_images,
-            "cifar_path": args.cifar,
+            "cifar_path": args.cifar, "mobilenet_dataset": args.dataset, "mobilenet_data_path": args.data_path,
             "only": tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else None}
     if args.phases:
         over["phases"] = tuple(p.strip() for p in args.phases.split(",") if p.strip())

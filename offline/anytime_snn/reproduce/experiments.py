@@ -71,6 +71,8 @@ class Settings:
     sparse_models: dict[str, str] = field(default_factory=dict)  # name -> existing fine-tuned .keras
     cifar_path: str | None = None
     only: tuple[str, ...] | None = None  # fig4/fig5: restrict to these models
+    mobilenet_dataset: str = "fashion-mnist"  # mobilenet: any data set the loaders read (npz, folder: ImageNet)
+    mobilenet_data_path: str | None = None
     nest_images: int = 100              # table2: test images confirmed on NEST (0: skip)
     log: object = print
 
@@ -101,9 +103,13 @@ class Pipeline:
     """The cached stages of one model under one :class:`Settings` (shared by every experiment)."""
 
     def __init__(self, spec: ModelSpec, s: Settings, comm):
-        self.spec, self.s, self.comm = spec, s, comm
-        self.dir = s.stage_dir / spec.name
         self.data_path = s.cifar_path if spec.dataset.startswith("cifar") else None
+        if spec.name == "mobilenet-fashion" and s.mobilenet_dataset != spec.dataset:
+            spec = dataclasses.replace(spec, dataset=s.mobilenet_dataset)
+            self.data_path = s.mobilenet_data_path
+        self.spec, self.s, self.comm = spec, s, comm
+        self.dir = s.stage_dir / (spec.name if spec.name != "mobilenet-fashion" or spec.dataset == "fashion-mnist"
+                                  else f"mobilenet-{spec.dataset}")
 
     def _log(self, msg):
         if self.comm.rank == 0:
