@@ -22,6 +22,7 @@ FUZZ = ROOT / "fuzz"
 TARGETS = ("image_convert", "bundle_loader", "core_validation")
 SECONDS = 4  # per target in CI; fuzz/run.sh for long runs
 sys.path.insert(0, str(FUZZ))
+import _common  # noqa: E402,F401  (the harnesses' import paths: the node's package from its source tree)
 
 
 def _harness(target: str):
