@@ -209,13 +209,16 @@ class AnytimeClassifierNode(Node):
             if p.name in PARAMS:
                 values[p.name] = p.value
         model = self.model
+        loading = False
         try:
             if any(p.name == "model" for p in params):
+                loading = True
                 model = self._pending_model = self._load_model(values["model"])
+                loading = False
             self._pending_settings = self._settings(values, model)
         except (SettingsError, BundleError, OSError, ValueError, TypeError) as e:
             self._pending_model = None
-            if any(p.name == "model" for p in params):  # the loaded model stays; diagnostics say so
+            if loading:  # the model failed to load: the loaded one stays, diagnostics say so
                 with self._lock:
                     self.counters["model_load_failures"] += 1
                     self._model_error = f"{values['model']}: {e}"
