@@ -50,8 +50,9 @@ def test_executor_passes_the_send_time_to_marked_services(monkeypatch):
             seen["plain"] = True
             return resp
 
-        wants_send_time(node.create_service(GetParameters, "marked", marked))
-        node.create_service(GetParameters, "plain", plain)
+        tag = f"send_time_test_{os.getpid()}"  # unique: this process is not in a network sandbox
+        wants_send_time(node.create_service(GetParameters, f"{tag}/marked", marked))
+        node.create_service(GetParameters, f"{tag}/plain", plain)
         ex = SendTimeExecutor(num_threads=2, context=ctx)
         ex.add_node(node)
         stop = threading.Event()
@@ -59,7 +60,7 @@ def test_executor_passes_the_send_time_to_marked_services(monkeypatch):
         spin.start()
         t_call = {}
         for name in ("marked", "plain"):
-            cli = node.create_client(GetParameters, name)
+            cli = node.create_client(GetParameters, f"{tag}/{name}")
             assert cli.wait_for_service(timeout_sec=20)
             t_call[name] = time.monotonic()
             fut = cli.call_async(GetParameters.Request())
