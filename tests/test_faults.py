@@ -248,6 +248,27 @@ def test_damaged_checkpoint_is_never_loaded(saved_twice, damage, message):
         checkpoint.load(saved_twice)
 
 
+def _point_arrays_at(directory: Path, name: str) -> None:
+    record = json.loads((directory / "checkpoint.json").read_text())
+    record["arrays"] = name
+    (directory / "checkpoint.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("name", ["../outside.npz", "/etc/passwd", "checkpoint.json", 7])
+def test_checkpoint_naming_another_file_is_refused(saved_twice, name):
+    _point_arrays_at(saved_twice, name)
+    with pytest.raises(ConfigError, match="expected checkpoint-<generation>.npz"):
+        checkpoint.load(saved_twice)
+
+
+def test_checkpoint_arrays_behind_a_symlink_are_refused(saved_twice, tmp_path):
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.npz"
+    (saved_twice / "checkpoint-000002.npz").rename(outside)
+    (saved_twice / "checkpoint-000002.npz").symlink_to(outside)
+    with pytest.raises(ConfigError, match="regular file"):
+        checkpoint.load(saved_twice)
+
+
 def test_forged_checkpoint_with_a_pickle_is_never_unpickled(saved_twice, tmp_path):
     """Even with a matching digest an object array is refused (allow_pickle=False): no code runs."""
     import hashlib

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,12 @@ def load(directory: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]] | N
     record = load_state(directory)
     if record is None:
         return None
-    path = Path(directory) / str(record.get("arrays", ""))
+    name = record.get("arrays")
+    if not isinstance(name, str) or not re.fullmatch(r"checkpoint-\d{6,}\.npz", name):
+        raise ConfigError(f"checkpoint names arrays file {name!r}; expected checkpoint-<generation>.npz in its directory")
+    path = Path(directory) / name
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ConfigError(f"checkpoint arrays {path} must be a regular file, not a link or special file")
     try:
         data = path.read_bytes()
     except OSError as e:
