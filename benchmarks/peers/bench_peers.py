@@ -266,6 +266,7 @@ def main() -> int:
                     help="PyTorch threads for the batch-1 runs (our streaming engine is single-threaded)")
     ap.add_argument("--peer-python", type=Path, default=HERE / ".venv" / "bin" / "python")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "peers.json")
+    ap.add_argument("--name", help="key of this run in --json (default: the workload)")
     args = ap.parse_args()
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     if not args.peer_python.exists():
@@ -316,6 +317,9 @@ def main() -> int:
                 f"ours_tf_engine_batch{args.batch}": timed(lambda: engine_b.run(x, steps)),
                 "numpy_roofline": timed(numpy_roofline(bundle, x, steps, args.batch)),
                 "torch_roofline": remote("torch_roofline", mode="batched", n=n, batch=args.batch, tchunk=args.tchunk),
+                # the same with one thread: shows what thread oversubscription on a loaded machine costs
+                "torch_roofline_1thread": remote("torch_roofline", 1, mode="batched", n=n, batch=args.batch,
+                                                 tchunk=args.tchunk),
             }
             for p in peers:
                 batched[p] = remote(p, mode="batched", n=n, batch=args.batch, tchunk=args.tchunk)
@@ -361,7 +365,7 @@ def main() -> int:
     print(json.dumps({k: res[k] for k in res if k != "equivalence"}, indent=1))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     all_res = json.loads(args.json.read_text()) if args.json.is_file() else {}
-    all_res[args.workload] = res
+    all_res[args.name or args.workload] = res
     args.json.write_text(json.dumps(all_res, indent=1) + "\n")
     return 0
 

@@ -15,13 +15,18 @@ def pct(values) -> str:
 
 def main(path: str) -> None:
     results = json.load(open(path))
-    runs = [results[w] for w in ("dense", "conv") if w in results]
+    order = ("dense", "conv", "dense_torch_1thread", "conv_torch_1thread")
+    keys = [k for k in order if k in results] + sorted(k for k in results if k not in order)
+    runs = []
+    for key in keys:  # label each run by its key in the JSON (workload, or --name)
+        runs.append(dict(results[key], workload=key))
     for r in runs:
         print(f"- {r['workload']}: `{r['command']}` — {r['date']}, {r['machine']}, load average "
               f"{r['loadavg_before'][0]} before / {r['loadavg_after'][0]} after, {r['wall_s']:.0f} s; "
-              f"{r['images']} images x {r['steps']} steps, batch {r['batch']} (our engine also at its own chunk "
-              f"{r['tf_engine_chunk']}), peers' time chunk {r['tchunk']}, batch 1 on {r['stream_images']} images; "
-              f"best of {r['rounds']} after a warm-up; torch threads {r['torch_threads']}")
+              f"{r['images']} images x {r['steps']} steps, batch {r['batch']} (our engine also with its own chunking, "
+              f"at most {r['tf_engine_chunk']} per chunk), peers' time chunk {r['tchunk']}, batch 1 on {r['stream_images']} images; "
+              f"best of {r['rounds']} after a warm-up; torch threads {r['torch_threads']} batched, "
+              f"{r.get('stream_torch_threads', 1)} at batch 1")
     v = runs[0]["peer_versions"]
     print(f"- peers: torch {v['torch']}, SpikingJelly {v['spikingjelly']}, sinabs {v['sinabs']}\n")
 
@@ -45,16 +50,16 @@ def main(path: str) -> None:
     print()
 
     print("Batched, image-timesteps/s (higher is better):\n")
-    print("| workload | ours: TF engine | SpikingJelly | sinabs | PyTorch roofline | NumPy roofline "
-          "| ours / SpikingJelly | ours / sinabs | ours / PyTorch roofline |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| workload | ours: TF engine | SpikingJelly | sinabs | PyTorch roofline | PyTorch roofline, 1 thread "
+          "| NumPy roofline | ours / SpikingJelly | ours / sinabs | ours / PyTorch roofline |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         b, q = r["batched_image_steps_per_s"], r["ratios_batched_ours_best_vs"]
         ours = max(v for k, v in b.items() if k.startswith("ours"))
-        g = lambda k: f"{b[k]:,.0f}" if k in b else "not timed"  # noqa: E731
+        g = lambda k: f"{b[k]:,.0f}" if k in b else "—"  # noqa: E731
         x = lambda k: f"{q[k]:.2f}×" if k in q else "—"  # noqa: E731
         print(f"| {r['workload']} | {ours:,.0f} | {g('spikingjelly')} | {g('sinabs')} | {g('torch_roofline')} | "
-              f"{g('numpy_roofline')} | {x('spikingjelly')} | {x('sinabs')} | {x('torch_roofline')} |")
+              f"{g('torch_roofline_1thread')} | {g('numpy_roofline')} | {x('spikingjelly')} | {x('sinabs')} | {x('torch_roofline')} |")
     print()
 
     print("Batch 1 (streaming), timesteps/s:\n")
