@@ -106,6 +106,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--model", "nope=x.keras"]) == 2
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--budgets", "1,x"]) == 2
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--phases", "model", "--budgets", "3,4"]) == 2
+    assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--budgets", "3,4,5"]) == 2  # quick: 2 phases
     err = capsys.readouterr().err
     assert "NAME=PATH" in err and "--budgets" in err and "Traceback" not in err
 

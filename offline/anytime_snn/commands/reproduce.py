@@ -85,8 +85,6 @@ def settings_from_args(args):
             over["budgets"] = tuple(int(b) for b in args.budgets.split(",") if b.strip())
         except ValueError:
             raise ConfigError(f"--budgets must be comma-separated whole numbers, got {args.budgets!r}") from None
-    if len(over.get("phases", ())) != len(over.get("budgets", over.get("phases", ()))):
-        raise ConfigError("give one budget per phase (--phases and --budgets)")
     for k in ("subset", "timesteps", "test_limit", "train_limit", "epochs", "sparsify_epochs", "calibration_samples"):
         if over.get(k) is not None and over[k] < 1:
             raise ConfigError(f"--{k.replace('_', '-')} must be >= 1, got {over[k]}")
@@ -100,8 +98,9 @@ def settings_from_args(args):
     else:
         s = Settings(out=Path(args.out), **over)
     s.models, s.sparse_models = models, sparse
-    if ("phases" in over) != ("budgets" in over) and len(s.phases) != len(s.budgets):
-        raise ConfigError("give one budget per phase (--phases and --budgets)")
+    if len(s.phases) != len(s.budgets):
+        raise ConfigError(f"give one budget per phase: phases {','.join(s.phases)}, budgets "
+                          f"{','.join(map(str, s.budgets))} (--phases and --budgets)")
     return s
 
 
