@@ -294,28 +294,40 @@ def _spikes(bundle_dir: str, ev: dict) -> dict:
 
 
 def _nest_check(p: Pipeline, bundle_dir: str, steps: int) -> dict:
-    """Run the first images on NEST through the PyNN export and compare with our engine step by step."""
+    """Run the first images on NEST through the PyNN export and compare them with the NumPy reference
+    simulator (float64, the project's oracle) spike for spike, and with our batched engine's accuracy."""
     def run(d: Path) -> dict:
         import numpy as np
 
         from ..convert.convert import network_input
         from ..data import load_dataset
-        from ..evaluate import evaluate, evaluate_on_backend
+        from ..evaluate import evaluate
+        from ..export import run_on_backend
         from ..model import NeuronConfig, load_bundle
+        from ..sim.reference import simulate
 
         bundle = load_bundle(bundle_dir).with_neuron(NeuronConfig.spinnaker())
         test = load_dataset(p.spec.dataset, "test", None, limit=p.s.nest_images)
-        x = network_input(bundle, test.images)
-        ours = evaluate(bundle, x, test.labels, steps, a_max=1.0)
-        nest, note = evaluate_on_backend(bundle, x, test.labels, "nest", steps, a_max=1.0)
-        return {"images": len(test), "timesteps": steps, "accuracy_nest": nest.accuracy.tolist()[-1],
-                "accuracy_ours": ours.accuracy.tolist()[-1],
-                "max_abs_accuracy_difference": float(np.max(np.abs(nest.accuracy - ours.accuracy))),
-                "events_per_sample_nest": float(nest.events.sum()), "events_per_sample_ours": float(ours.events.sum()),
-                "note": note}
+        x, labels = network_input(bundle, test.images), test.labels
+        nest = run_on_backend(bundle, x, "nest", steps)
+        ref = simulate(bundle, x, steps)
+        ours = evaluate(bundle, x, labels, steps, a_max=1.0)
+        acc_nest = (nest.predictions == labels[None, :]).mean(axis=1)
+        acc_ref = (ref.predictions == labels[None, :]).mean(axis=1)
+        return {"images": len(labels), "timesteps": steps,
+                "spike_trains_equal": all(np.array_equal(a, b) for a, b in zip(nest.spikes, ref.spikes)),
+                "predictions_equal": bool(np.array_equal(nest.predictions, ref.predictions)),
+                "events_equal": bool(np.array_equal(nest.events, ref.events)),
+                "accuracy_nest": float(acc_nest[-1]), "accuracy_reference": float(acc_ref[-1]),
+                "accuracy_ours": float(ours.accuracy[-1]),
+                "max_abs_accuracy_difference": float(np.max(np.abs(acc_nest - acc_ref))),
+                "max_abs_accuracy_difference_batched_engine": float(np.max(np.abs(ours.accuracy - acc_ref))),
+                "events_per_sample_nest": float(nest.events.sum(axis=0).mean()),
+                "events_per_sample_reference": float(ref.events.sum(axis=0).mean()),
+                "events_per_sample_ours": float(ours.events.sum()), "note": nest.note}
 
     tag = "nest_" + stages.file_digest(Path(bundle_dir))[:8]
-    return stages.cached(p.dir / tag, {"stage": "nest", "bundle": stages.file_digest(Path(bundle_dir)),
+    return stages.cached(p.dir / tag, {"stage": "nest", "oracle": "reference", "bundle": stages.file_digest(Path(bundle_dir)),
                                        "images": p.s.nest_images, "timesteps": steps}, run, p.comm, p._log)
 
 

@@ -138,10 +138,14 @@ def write(results: dict, out: Path, settings: dict) -> Path:
                   f"| P_p, synaptic events | – | – | {_num(b['P_p'])} | {_num(a['P_p'])} |",
                   f"| spikes per sample over {steps} steps | – | – | {sb['total']:.4g} | {sa['total']:.4g} |", ""]
         for k, n in results.get("nest", {}).items():
-            lines.append(f"NEST check ({k}, {n['images']} images, {n['timesteps']} steps): accuracy at the last step "
-                         f"{_pct(n['accuracy_nest'])} on NEST vs {_pct(n['accuracy_ours'])} on our engine; largest "
-                         f"per-step accuracy difference {n['max_abs_accuracy_difference']:.3g}; events per sample "
-                         f"{n['events_per_sample_nest']:.4g} vs {n['events_per_sample_ours']:.4g}.")
+            same = "identical" if n["spike_trains_equal"] and n["predictions_equal"] and n["events_equal"] else "NOT identical"
+            lines.append(f"NEST check ({k}, {n['images']} images, {n['timesteps']} steps): spike trains, predictions and "
+                         f"events {same} to the NumPy reference simulator; accuracy at the last step "
+                         f"{_pct(n['accuracy_nest'])} on NEST, {_pct(n['accuracy_reference'])} reference, "
+                         f"{_pct(n['accuracy_ours'])} batched engine (largest per-step accuracy difference of the "
+                         f"batched float32 engine from the reference: {n['max_abs_accuracy_difference_batched_engine']:.3g}); "
+                         f"events per sample {n['events_per_sample_nest']:.6g} (NEST) vs "
+                         f"{n['events_per_sample_reference']:.6g} (reference).")
         _curves(out, "curves", results["curves"], b["ann_accuracy"], f"SpiNNaker dynamics, T = {steps}")
     atomic_write(out / "results.json", json.dumps({"settings": settings, **results}, indent=1, default=float).encode())
     report = out / "report.md"
