@@ -258,13 +258,21 @@ def run(args) -> dict:
             call(req)
         # --ab: alternate blocks of 50 queries with the budget counted from the client's send time (the
         # default) and from the node's receipt, so both see the same machine load.
-        modes = ["send", "receipt"] if args.ab else ["send" if args.budget_from == "send" else "receipt"]
+        # --ab-margin M1,M2: alternate the node's deadline_margin instead (budget start as --budget-from)
+        if args.ab_margin:
+            modes = [f"{args.budget_from}, margin {m}" for m in args.ab_margin.split(",")]
+        else:
+            modes = ["send", "receipt"] if args.ab else ["send" if args.budget_from == "send" else "receipt"]
         rows = []
         load_q0 = os.getloadavg()
         for q in range(args.queries):
             mode = modes[(q // 50) % len(modes)]
-            if q % 50 == 0 and (args.ab or q == 0):
-                set_params(budget_from_send_time=mode == "send")
+            if q % 50 == 0 and (args.ab or args.ab_margin or q == 0):
+                if args.ab_margin:
+                    set_params(budget_from_send_time=args.budget_from == "send",
+                               deadline_margin=float(mode.rsplit(" ", 1)[1]))
+                else:
+                    set_params(budget_from_send_time=mode == "send")
             b = float(rng.choice(budgets))
             req = ClassifyWithDeadline.Request(image=image(q, 9), max_timesteps=1_000_000)
             req.budget.nanosec = int(b * 1e9)
@@ -329,9 +337,7 @@ def report(r: dict) -> str:
     lines.append(f"deadline queries (load average {la[0][0]:.2f} -> {la[1][0]:.2f}; node: request sent -> callback "
                  f"median {dq['node_transit_last_256'].get('query_transit_ms_median')} ms, max "
                  f"{dq['node_transit_last_256'].get('query_transit_ms_max')} ms over its last 256):")
-    for mode in ("send", "receipt"):
-        if mode not in dq:
-            continue
+    for mode in [k for k in dq if isinstance(dq[k], dict) and "per_budget" in dq[k]]:
         d = dq[mode]
         lines.append(f" budget from {mode}: {d['n']} queries, within budget + 2 ms: {d['within_budget_plus_2ms']:.1%}; "
                      f"node-side deadline met: {d['node_deadline_met']:.1%}; stop reasons {d['stop_reasons']}; "
@@ -362,6 +368,7 @@ def main():
                     help="the node's budget_from_send_time parameter for the deadline queries")
     ap.add_argument("--ab", action="store_true",
                     help="alternate blocks of 50 deadline queries between --budget-from send and receipt")
+    ap.add_argument("--ab-margin", help="M1,M2: alternate blocks of 50 queries between these deadline_margin values")
     ap.add_argument("--skip-rate", action="store_true", help="skip the first-estimate and rate measurements")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()

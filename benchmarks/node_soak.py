@@ -203,6 +203,7 @@ def run(args) -> dict:
                         "estimates": est_count[0]})
         rss = [s["rss_mb"] for s in samples]
         ts = [s["t"] for s in samples]
+        half = min(range(len(ts)), key=lambda i: abs(ts[i] - ts[-1] / 2))
         slope = (statistics.linear_regression(ts[1:], rss[1:]).slope * 3600
                  if len(samples) >= 4 and len(set(ts[1:])) > 1 else float("nan"))
         answered = [q for q in queries if q is not None]
@@ -218,6 +219,7 @@ def run(args) -> dict:
             "diagnostics_end": d,
             "rss_mb": {"first_sample": rss[0], "second_sample": rss[min(1, len(rss) - 1)], "end": rss_end,
                        "max": max(rss), "growth_after_first_sample": rss_end - rss[min(1, len(rss) - 1)],
+                       "growth_second_half": rss_end - rss[half],
                        "slope_mb_per_hour": slope},
             "queries": {"sent": len(queries), "answered": len(answered), "unanswered": len(queries) - len(answered),
                         "stop_reasons": {s: sum(q[2] == s for q in answered) for s in {q[2] for q in answered}},
@@ -262,7 +264,8 @@ def report(r: dict) -> str:
         f"{q['node_deadline_met']}, within budget + 2 ms {q['within_budget_plus_2ms']}, rtt p50/p99/max "
         + "/".join(f"{v:.2f}" for v in q["rtt_ms_p50_p99_max"]) + " ms",
         f"node RSS: {m['first_sample']:.1f} MB at start, {m['second_sample']:.1f} after the first sample, "
-        f"{m['end']:.1f} at the end (growth {m['growth_after_first_sample']:+.1f} MB, slope "
+        f"{m['end']:.1f} at the end (growth {m['growth_after_first_sample']:+.1f} MB, second half "
+        f"{m['growth_second_half']:+.1f} MB, slope "
         f"{m['slope_mb_per_hour']:+.2f} MB/h, max {m['max']:.1f})",
         f"node alive at end: {r['node_alive_at_end']}; exit code after SIGTERM: {r['node_exit_code']}",
     ])

@@ -68,7 +68,7 @@ PARAMS = {
     "frame_policy": ("latest", "'latest': a new frame preempts the current one; 'finish': the current frame "
                                "completes, a queue of one holds the newest frame.", {}),
     "reset_between_frames": (True, "false = carry membrane state into the next frame (video streams).", {}),
-    "deadline_margin": (0.001, "Seconds of a query's budget kept for delivering the answer (executor and "
+    "deadline_margin": (0.0, "Seconds of a query's budget kept for delivering the answer (executor and "
                                "transport); the node stops computing at budget - deadline_margin - 3 % of the budget.",
                         dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])),
     "budget_from_send_time": (True, "true: a service query's budget counts from when the client sent it (the request's "
