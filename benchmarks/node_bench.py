@@ -259,7 +259,9 @@ def run(args) -> dict:
         # --ab: alternate blocks of 50 queries with the budget counted from the client's send time (the
         # default) and from the node's receipt, so both see the same machine load.
         # --ab-margin M1,M2: alternate the node's deadline_margin instead (budget start as --budget-from)
-        if args.ab_margin:
+        if args.ab_configs:  # START:MARGIN,...: alternate budget start and margin together
+            modes = [f"{c.split(':')[0]}, margin {c.split(':')[1]}" for c in args.ab_configs.split(",")]
+        elif args.ab_margin:
             modes = [f"{args.budget_from}, margin {m}" for m in args.ab_margin.split(",")]
         else:
             modes = ["send", "receipt"] if args.ab else ["send" if args.budget_from == "send" else "receipt"]
@@ -267,8 +269,11 @@ def run(args) -> dict:
         load_q0 = os.getloadavg()
         for q in range(args.queries):
             mode = modes[(q // 50) % len(modes)]
-            if q % 50 == 0 and (args.ab or args.ab_margin or q == 0):
-                if args.ab_margin:
+            if q % 50 == 0 and (args.ab or args.ab_margin or args.ab_configs or q == 0):
+                if args.ab_configs:
+                    set_params(budget_from_send_time=mode.startswith("send"),
+                               deadline_margin=float(mode.rsplit(" ", 1)[1]))
+                elif args.ab_margin:
                     set_params(budget_from_send_time=args.budget_from == "send",
                                deadline_margin=float(mode.rsplit(" ", 1)[1]))
                 else:
@@ -369,6 +374,8 @@ def main():
     ap.add_argument("--ab", action="store_true",
                     help="alternate blocks of 50 deadline queries between --budget-from send and receipt")
     ap.add_argument("--ab-margin", help="M1,M2: alternate blocks of 50 queries between these deadline_margin values")
+    ap.add_argument("--ab-configs", help="START:MARGIN,...: e.g. send:0.0,receipt:0.001 alternates budget start and "
+                                         "deadline_margin together in blocks of 50 queries")
     ap.add_argument("--skip-rate", action="store_true", help="skip the first-estimate and rate measurements")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
