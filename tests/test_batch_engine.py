@@ -133,3 +133,23 @@ def test_graph_layers_go_to_the_tf_engine(layer):
         BatchEngine(bundle)
     with pytest.raises(ValueError, match="use --engine tf"):
         resolve(bundle, "numba")
+
+
+def test_streaming_engine_scatters_sparse_spikes_into_convolutions(monkeypatch):
+    """The streaming engine's event-driven convolution (this module's scatter kernel) against the reference."""
+    from anytime_snn.sim import batch_engine
+
+    calls = []
+    real = batch_engine.spike_block_current
+    monkeypatch.setattr(batch_engine, "spike_block_current", lambda *a: (calls.append(1), real(*a)))
+    spec = NetSpec(input_shape=(8, 8, 2), convs=(("conv2d", 3, 4, 2, "same"), ("depthwise_conv2d", 3, 0, 1, "same"),
+                                                 ("conv2d", 2, 3, 1, "valid")), dense=(6,), classes=4)
+    bundle = random_bundle(spec, 3)
+    x = random_inputs(spec, 3, 3)
+    ref = reference.simulate(bundle, x, 12)
+    engine = StreamingEngine(bundle, max_chunk=5, event_density=2.0)
+    for i, xi in enumerate(x):
+        engine.reset(xi)
+        v = np.concatenate([engine.advance(k).v_out for k in (5, 4, 3)])
+        np.testing.assert_array_equal(v, ref.v_out[:, i].astype(np.float32))
+    assert calls, "the event-driven convolution path was not taken"

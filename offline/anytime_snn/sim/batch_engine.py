@@ -29,7 +29,7 @@ import os
 import numpy as np
 
 from ..model.bundle import Bundle
-from ..model.layers import output_shape, same_padding
+from ..model.layers import Layer, output_shape, same_padding
 from . import ops
 from .result import EngineResult
 
@@ -60,6 +60,29 @@ def supports(bundle: Bundle) -> bool:
     return numba is not None and not unsupported(bundle)
 
 
+def layer_row(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
+    """The kernel's integer description of a weighted layer's synapses (offsets left at 0)."""
+    r = np.zeros(NCOLS, np.int64)
+    h, w, c = (in_shape if len(in_shape) == 3 else (1, 1, in_shape[0]))
+    oh, ow, oc = (out_shape if len(out_shape) == 3 else (1, 1, out_shape[0]))
+    r[[KIND, IH, IW, IC, OH, OW, OC]] = _KIND_CODE[layer.kind], h, w, c, oh, ow, oc
+    r[[NIN, NOUT]] = math.prod(in_shape), math.prod(out_shape)
+    if layer.kind != "dense":
+        kh, kw = layer.weights.shape[:2]
+        pads = ((same_padding(h, kh, layer.strides[0])[0], same_padding(w, kw, layer.strides[1])[0])
+                if layer.padding == "same" else (0, 0))
+        r[[KH, KW, SH, SW, PT, PL]] = kh, kw, *layer.strides, *pads
+    return r
+
+
+def spike_block_current(row: np.ndarray, weights: np.ndarray, spikes: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = the synaptic current of spike vector spikes[i] through one layer, event-driven
+    (each spike scattered through its synapses, inputs in ascending order). ``weights`` is the
+    layer's flat float32 tensor; ``row`` from :func:`layer_row`. The streaming engine uses it for
+    sparse spike blocks into convolutions."""
+    _spike_block(row, weights, spikes, out)
+
+
 class BatchEngine:
     """Event-driven batched simulator of a bundle; ``run(x, T)`` returns an :class:`EngineResult`.
 
@@ -85,15 +108,7 @@ class BatchEngine:
         for layer in bundle.layers:
             out = output_shape(layer, shape)
             if layer.weighted:
-                r = np.zeros(NCOLS, np.int64)
-                h, w, c = (shape if len(shape) == 3 else (1, 1, shape[0]))
-                oh, ow, oc = (out if len(out) == 3 else (1, 1, out[0]))
-                r[[KIND, IH, IW, IC, OH, OW, OC]] = _KIND_CODE[layer.kind], h, w, c, oh, ow, oc
-                if layer.kind != "dense":
-                    kh, kw = layer.weights.shape[:2]
-                    pads = ((same_padding(h, kh, layer.strides[0])[0], same_padding(w, kw, layer.strides[1])[0])
-                            if layer.padding == "same" else (0, 0))
-                    r[[KH, KW, SH, SW, PT, PL]] = kh, kw, *layer.strides, *pads
+                r = layer_row(layer, shape, out)
                 n = layer.neuron
                 r[[NIN, NOUT, WOFF, NOFF, FOFF]] = math.prod(shape), math.prod(out), woff, noff, foff
                 r[[REFRAC, DELAY, SUB, ROFF]] = n.refractory_steps, n.delay_steps, n.reset == "subtract", roff
@@ -199,6 +214,14 @@ if numba is not None:
                         out[ob + co] += value * weights[wb + co]
                 else:
                     out[(oy * ow + ox) * oc + c] += value * weights[w0 + (ky * kw + kx) * ic + c]
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def _spike_block(m, weights, spikes, out):  # pragma: no cover - compiled
+        for i in range(spikes.shape[0]):
+            out[i, :] = 0
+            for j in range(spikes.shape[1]):
+                if spikes[i, j]:
+                    _scatter(m, weights, j, np.float32(1.0), out[i])
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def _dense_rows(src, weights, nin, nout, nb, current):  # pragma: no cover - compiled
