@@ -186,6 +186,14 @@ def equivalence(bundle: Bundle, xin: np.ndarray, steps: int, n: int, worker: Wor
         "prediction_match_all_steps": float(np.mean(tf_res.predictions == ref_preds)),
         "prediction_match_last_step": float(np.mean(tf_res.predictions[-1] == ref_preds[-1])),
     }
+    from anytime_snn.sim.batch_engine import BatchEngine
+
+    nb_res = BatchEngine(bundle).run(xin[:n], steps)
+    result["ours_numba_engine_vs_reference"] = {
+        "total_spikes_per_layer_match": [int(v) for v in nb_res.layer_spikes.sum(axis=1)]
+        == [int(c.sum()) for c in ref_counts],
+        "prediction_match_all_steps": float(np.mean(nb_res.predictions == ref_preds)),
+    }
     for peer in ("spikingjelly", "sinabs"):
         out = tmp / f"{peer}_counts.npz"
         worker(cmd="check", peer=peer, n=n, steps=steps, tchunk=tchunk, out=str(out))
@@ -304,15 +312,18 @@ def main() -> int:
             peers = [p for p in ("spikingjelly", "sinabs") if eq[p]["agrees"]]
             res["timed_peers"] = peers
 
+            from anytime_snn.sim.batch_engine import BatchEngine
             from anytime_snn.sim.tf_engine import TFEngine
 
             n, x = args.images, xin[: args.images]
             engine, engine_b = TFEngine(bundle), TFEngine(bundle, batch_size=args.batch)
+            numba_engine = BatchEngine(bundle)
 
             def remote(peer, threads=args.threads, **kw):
                 return lambda: worker(cmd="time", peer=peer, steps=steps, threads=threads, **kw)["seconds"]
 
             batched = {
+                "ours_numba_engine": timed(lambda: numba_engine.run(x, steps)),
                 "ours_tf_engine": timed(lambda: engine.run(x, steps)),
                 f"ours_tf_engine_batch{args.batch}": timed(lambda: engine_b.run(x, steps)),
                 "numpy_roofline": timed(numpy_roofline(bundle, x, steps, args.batch)),
@@ -356,7 +367,7 @@ def main() -> int:
         finally:
             worker.close()
     b, s = res["batched_image_steps_per_s"], res["stream_steps_per_s"]
-    ours_b = max(b["ours_tf_engine"], b[f"ours_tf_engine_batch{args.batch}"])
+    ours_b = max(b["ours_numba_engine"], b["ours_tf_engine"], b[f"ours_tf_engine_batch{args.batch}"])
     res["ratios_batched_ours_best_vs"] = {k: ours_b / v for k, v in b.items() if not k.startswith("ours")}
     res["ratios_stream_ours_k1_vs"] = {k: s["ours_streaming_k1"] / v for k, v in s.items() if not k.startswith("ours")}
     res["ratios_stream_ours_kT_vs"] = {k: s[f"ours_streaming_k{steps}"] / v for k, v in s.items() if not k.startswith("ours")}

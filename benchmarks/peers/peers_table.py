@@ -43,6 +43,10 @@ def main(path: str) -> None:
         same = t["total_spikes_per_layer"] == e["reference_spikes_per_layer"]
         print(f"| | ours, TF engine | layer totals {'equal' if same else 'differ'} | "
               f"{pct([t['prediction_match_all_steps']])} |")
+        if "ours_numba_engine_vs_reference" in e:
+            u = e["ours_numba_engine_vs_reference"]
+            print(f"| | ours, numba engine | layer totals {'equal' if u['total_spikes_per_layer_match'] else 'differ'} | "
+                  f"{pct([u['prediction_match_all_steps']])} |")
         for p in ("spikingjelly", "sinabs"):
             c = e[p]["batched_vs_reference"]
             print(f"| | {p} | {pct(c['count_match_per_layer'])} | {pct([c['prediction_match_all_steps']])} "
@@ -50,7 +54,7 @@ def main(path: str) -> None:
     print()
 
     print("Batched, image-timesteps/s (higher is better):\n")
-    print("| workload | ours: TF engine | SpikingJelly | sinabs | PyTorch roofline | PyTorch roofline, 1 thread "
+    print("| workload | ours: best engine | SpikingJelly | sinabs | PyTorch roofline | PyTorch roofline, 1 thread "
           "| NumPy roofline | ours / SpikingJelly | ours / sinabs | ours / PyTorch roofline |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
@@ -58,7 +62,8 @@ def main(path: str) -> None:
         ours = max(v for k, v in b.items() if k.startswith("ours"))
         g = lambda k: f"{b[k]:,.0f}" if k in b else "—"  # noqa: E731
         x = lambda k: f"{q[k]:.2f}×" if k in q else "—"  # noqa: E731
-        print(f"| {r['workload']} | {ours:,.0f} | {g('spikingjelly')} | {g('sinabs')} | {g('torch_roofline')} | "
+        best = max((v, k) for k, v in b.items() if k.startswith("ours"))[1].replace("ours_", "").replace("_", " ")
+        print(f"| {r['workload']} | {ours:,.0f} ({best}) | {g('spikingjelly')} | {g('sinabs')} | {g('torch_roofline')} | "
               f"{g('torch_roofline_1thread')} | {g('numpy_roofline')} | {x('spikingjelly')} | {x('sinabs')} | {x('torch_roofline')} |")
     print()
 
