@@ -249,3 +249,22 @@ def test_sparsify_conv_net_keeps_accuracy(tmp_path):
     assert rec["sparsity"]["bn_recalibration"]["samples"] == 2000
     # what inference would have used without the re-estimation: the stale moving averages
     assert a["test_accuracy_moving_average_bn"] < a["test_accuracy"] - 0.2
+
+
+def test_ann_synaptic_ops_counts_active_inputs_times_fanout_also_through_graph_layers():
+    """Hand check on a dense chain; padding, max pooling and residual joins are walked, not refused."""
+    from anytime_snn.testing import NetSpec, dense_bundle, random_bundle, random_inputs
+    from anytime_snn.train.sparsity import ann_synaptic_ops
+
+    b = dense_bundle((4, 3, 2), seed=0)
+    b.layers[0].weights[:] = [[1, 0, 1], [1, 1, 0], [0, 0, 1], [1, 1, 1]]  # fan-outs 2, 2, 1, 3
+    b.layers[1].weights[:] = [[1, 0], [1, 1], [0, 1]]  # fan-outs 1, 2, 1
+    x = np.array([[1, 0, 2, 0], [0, 0, 0, 0]], np.float32)  # inputs: 2 + 1 = 3, then 0
+    got = ann_synaptic_ops(b.layers, x)
+    # hidden activations of sample 0: relu([1, 0, 3]) -> active 0 and 2 -> fan-out 1 + 1 = 2
+    assert got == {"input": 3 / 2, "hidden": 2 / 2}
+    spec = NetSpec(input_shape=(6, 6, 2), convs=(("zero_pad2d", 1, 0, 1, "valid"), ("conv2d", 3, 2, 1, "same"),
+                                                 ("max_pool2d", 2, 0, 2, "valid"), ("residual", 3, 0, 1, "same")),
+                   dense=(5,), classes=3)
+    g = ann_synaptic_ops(random_bundle(spec, 1).layers, random_inputs(spec, 4, 1))
+    assert g["input"] > 0 and g["hidden"] > 0

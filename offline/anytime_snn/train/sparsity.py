@@ -343,30 +343,45 @@ def activation_sparsity(model, x: np.ndarray, batch_size: int = 500) -> dict:
 def ann_synaptic_ops(bundle_layers, x: np.ndarray, batch_size: int = 250) -> dict:
     """ANN-side event estimate per sample: sum over neurons of [activation != 0] x non-zero fan-out.
 
-    ``bundle_layers``: the converted (unnormalized is fine: scales do not change zeros) layer chain;
+    ``bundle_layers``: the converted (unnormalized is fine: scales do not change zeros) layers;
     ``x``: network inputs. Returns the mean per sample of the hidden-layer count ("hidden", what one
     timestep of an SNN would cost if every active neuron spiked once) and of the input count ("input").
+    Zero padding and max pooling add no synapses of their own (a pooled activation counts at the next
+    layer's synapses); a residual join counts its source's non-zero skip weights, as the simulators do.
     """
+    from ..model.layers import skip_index
     from ..sim import ops
 
+    layers = list(bundle_layers)
+    kept = {skip_index(layers, k) for k, layer in enumerate(layers) if layer.weighted and layer.skip is not None}
     hidden = inputs = 0.0
     for start in range(0, len(x), batch_size):
         h = np.asarray(x[start:start + batch_size], np.float32)
-        first = True
-        for layer in bundle_layers:
+        first, outs = True, {}
+        for k, layer in enumerate(layers):
             if layer.kind == "flatten":
                 h = h.reshape(h.shape[0], -1)
-                continue
-            fan = ops.fanout(layer, tuple(h.shape[1:])).reshape(-1).astype(np.float64)
-            count = float(((h.reshape(len(h), -1) != 0) @ fan).sum())
-            if first:
-                inputs += count
+            elif layer.kind == "zero_pad2d":
+                h = ops.zero_pad(h, layer)
+            elif layer.kind == "max_pool2d":
+                h = ops.max_pool(layer, h)
             else:
-                hidden += count
-            first = False
-            h = ops.linear(layer, h) + layer.bias.astype(np.float32)
-            if not layer.output:
-                h = np.maximum(h, 0)
+                fan = ops.fanout(layer, tuple(h.shape[1:])).reshape(-1).astype(np.float64)
+                count = float(((h.reshape(len(h), -1) != 0) @ fan).sum())
+                out = ops.linear(layer, h) + layer.bias.astype(np.float32)
+                if layer.skip is not None:
+                    source = outs[skip_index(layers, k)]
+                    skip_fan = ops.skip_fanout(layer, tuple(out.shape[1:])).astype(np.float64)
+                    count += float(((source.reshape(len(h), -1) != 0) @ skip_fan).sum())
+                    out = out + source * layer.skip_weights.astype(np.float32)
+                if first:
+                    inputs += count
+                else:
+                    hidden += count
+                first = False
+                h = out if layer.output else np.maximum(out, 0)
+            if k in kept:
+                outs[k] = h
     return {"hidden": hidden / len(x), "input": inputs / len(x)}
 
 
