@@ -9,29 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anytime_snn.model import NeuronConfig
 from anytime_snn.sim import reference
 from anytime_snn.sim.batch_engine import BatchEngine, supports
 from anytime_snn.sim.select import resolve
 from anytime_snn.sim.streaming import StreamingEngine
 from anytime_snn.testing import NetSpec, dense_bundle, random_bundle, random_inputs
+from net_strategies import DENSE_SPECS, SPECS
 
-NEURONS = [NeuronConfig(), NeuronConfig.spinnaker(), NeuronConfig(reset="zero"),
-           NeuronConfig(refractory_steps=2), NeuronConfig(delay_steps=3)]
-CONV = st.tuples(st.sampled_from(["conv2d", "depthwise_conv2d"]), st.integers(1, 3), st.integers(1, 4),
-                 st.integers(1, 2), st.sampled_from(["same", "valid"]))
-SPECS = st.builds(
-    NetSpec,
-    input_shape=st.sampled_from([(6, 6, 1), (7, 5, 2), (8, 8, 3)]),
-    convs=st.lists(CONV, max_size=2).map(tuple),
-    dense=st.lists(st.integers(3, 10), max_size=2).map(tuple),
-    classes=st.integers(2, 5),
-    neuron=st.sampled_from(NEURONS),
-    v0_mode=st.sampled_from(["scalar", "channel", "neuron"]),
-    zero_fraction=st.sampled_from([0.0, 0.4]),
-)
-DENSE_SPECS = SPECS.map(lambda s: NetSpec(input_shape=(12,), convs=(), dense=s.dense, classes=s.classes,
-                                          neuron=s.neuron, v0_mode=s.v0_mode, zero_fraction=s.zero_fraction))
 
 
 @settings(max_examples=40, deadline=None)

@@ -31,7 +31,7 @@ import numpy as np
 from ..model.bundle import Bundle
 from ..model.layers import Layer, output_shape, same_padding
 from . import ops
-from .result import EngineResult
+from .result import EngineResult, checked_inputs
 
 try:
     if os.environ.get("ANYTIME_SNN_NO_NUMBA"):
@@ -145,11 +145,7 @@ class BatchEngine:
         self.layers, self.bundle = layers, bundle
 
     def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False) -> EngineResult:
-        x = np.asarray(x, np.float32)
-        if x.shape[1:] != tuple(self.bundle.input.shape):
-            raise ValueError(f"input shape {x.shape[1:]} != bundle input shape {tuple(self.bundle.input.shape)}")
-        if timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        x = checked_inputs(x, self.bundle.input.shape, timesteps)
         n, t = x.shape[0], int(timesteps)
         preds = np.zeros((t, n), np.int32)
         events = np.zeros((t, n), np.int64)

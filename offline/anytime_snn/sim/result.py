@@ -31,3 +31,13 @@ class EngineResult:
     def mean_events(self) -> np.ndarray:
         """(T,) e_t: mean synaptic events per sample at step t (paper eq. 5)."""
         return self.events.mean(axis=1)
+
+
+def checked_inputs(x, input_shape, timesteps: int) -> np.ndarray:
+    """``x`` as float32 (N, *input_shape); ValueError for another shape or timesteps < 1."""
+    x = np.asarray(x, np.float32)
+    if x.shape[1:] != tuple(input_shape):
+        raise ValueError(f"input shape {x.shape[1:]} != bundle input shape {tuple(input_shape)}")
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    return x

@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 from ..model.bundle import Bundle  # noqa: E402
 from ..model.layers import Layer, output_shape, same_padding, skip_vector  # noqa: E402
 from . import ops  # noqa: E402
-from .result import EngineResult  # noqa: E402,F401  (re-exported)
+from .result import EngineResult, checked_inputs  # noqa: E402,F401  (EngineResult re-exported)
 
 DEFAULT_MEMORY_BYTES = 512 << 20
 
@@ -117,11 +117,7 @@ class TFEngine:
         return int(max(1, min(512, self.memory_bytes // per_sample)))
 
     def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False) -> EngineResult:
-        x = np.asarray(x, np.float32)
-        if x.shape[1:] != tuple(self.bundle.input.shape):
-            raise ValueError(f"input shape {x.shape[1:]} != bundle input shape {tuple(self.bundle.input.shape)}")
-        if timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        x = checked_inputs(x, self.bundle.input.shape, timesteps)
         n, chunk = x.shape[0], self.chunk_size(timesteps)
         if not self.batch_size:  # equal chunks: no compute wasted on a padded last chunk
             chunk = math.ceil(n / math.ceil(max(n, 1) / chunk)) if n else 1
