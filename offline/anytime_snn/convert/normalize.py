@@ -24,15 +24,14 @@ from .scaling import apply_scales, feeds_max_pool
 GRANULARITIES = ("layer", "channel", "none")
 
 
-def ann_forward(layers: list[Layer], x: np.ndarray, *, collect: bool = False):
-    """The ANN function of the layers: ReLU after hidden weighted layers (after adding any residual
-    input), linear output; zero padding and max pooling as in Keras.
+def ann_walk(layers: list[Layer], x: np.ndarray):
+    """The ANN function of the layers, one weighted layer at a time: ReLU after hidden weighted layers
+    (after adding any residual input), linear output; zero padding and max pooling as in Keras.
 
-    Returns the output (N, C), and with ``collect`` also the list of every weighted hidden layer's
-    activations (N, *shape).
+    Yields ``(layer, inputs, residual, outputs)`` for every weighted layer: its input batch, the
+    residual source's batch (None without a ``skip``) and its activations (N, *shape).
     """
     h = np.asarray(x, np.float32)
-    acts: list[np.ndarray] = []
     kept = {skip_index(layers, k) for k, layer in enumerate(layers) if layer.weighted and layer.skip is not None}
     outs: dict[int, np.ndarray] = {}  # outputs that a residual join reads later
     for k, layer in enumerate(layers):
@@ -43,16 +42,27 @@ def ann_forward(layers: list[Layer], x: np.ndarray, *, collect: bool = False):
         elif layer.kind == "max_pool2d":
             h = ops.max_pool(layer, h)
         else:
+            inputs = h
             h = ops.linear(layer, h) + layer.bias.astype(np.float32)
+            residual = None
             if layer.skip is not None:
-                h = h + outs[skip_index(layers, k)] * layer.skip_weights.astype(np.float32)
+                residual = outs[skip_index(layers, k)]
+                h = h + residual * layer.skip_weights.astype(np.float32)
             if not layer.output:
                 h = np.maximum(h, 0, out=h)
-                if collect:
-                    acts.append(h)
+            yield layer, inputs, residual, h
         if k in kept:
             outs[k] = h
-    return (h, acts) if collect else h
+
+
+def ann_forward(layers: list[Layer], x: np.ndarray, *, collect: bool = False):
+    """The ANN function of the layers (:func:`ann_walk`): the output (N, C), and with ``collect``
+    also the list of every weighted hidden layer's activations (N, *shape)."""
+    out, acts = None, []
+    for layer, _, _, out in ann_walk(layers, x):
+        if collect and not layer.output:
+            acts.append(out)
+    return (out, acts) if collect else out
 
 
 def activation_percentiles(layers: list[Layer], x: np.ndarray, *, percentile: float = 99.9,

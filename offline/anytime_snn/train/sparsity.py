@@ -349,39 +349,23 @@ def ann_synaptic_ops(bundle_layers, x: np.ndarray, batch_size: int = 250) -> dic
     Zero padding and max pooling add no synapses of their own (a pooled activation counts at the next
     layer's synapses); a residual join counts its source's non-zero skip weights, as the simulators do.
     """
-    from ..model.layers import skip_index
+    from ..convert.normalize import ann_walk
     from ..sim import ops
 
-    layers = list(bundle_layers)
-    kept = {skip_index(layers, k) for k, layer in enumerate(layers) if layer.weighted and layer.skip is not None}
     hidden = inputs = 0.0
     for start in range(0, len(x), batch_size):
-        h = np.asarray(x[start:start + batch_size], np.float32)
-        first, outs = True, {}
-        for k, layer in enumerate(layers):
-            if layer.kind == "flatten":
-                h = h.reshape(h.shape[0], -1)
-            elif layer.kind == "zero_pad2d":
-                h = ops.zero_pad(h, layer)
-            elif layer.kind == "max_pool2d":
-                h = ops.max_pool(layer, h)
+        first = True
+        for layer, h, residual, out in ann_walk(list(bundle_layers), x[start:start + batch_size]):
+            fan = ops.fanout(layer, tuple(h.shape[1:])).reshape(-1).astype(np.float64)
+            count = float(((h.reshape(len(h), -1) != 0) @ fan).sum())
+            if residual is not None:
+                skip_fan = ops.skip_fanout(layer, tuple(out.shape[1:])).astype(np.float64)
+                count += float(((residual.reshape(len(h), -1) != 0) @ skip_fan).sum())
+            if first:
+                inputs += count
             else:
-                fan = ops.fanout(layer, tuple(h.shape[1:])).reshape(-1).astype(np.float64)
-                count = float(((h.reshape(len(h), -1) != 0) @ fan).sum())
-                out = ops.linear(layer, h) + layer.bias.astype(np.float32)
-                if layer.skip is not None:
-                    source = outs[skip_index(layers, k)]
-                    skip_fan = ops.skip_fanout(layer, tuple(out.shape[1:])).astype(np.float64)
-                    count += float(((source.reshape(len(h), -1) != 0) @ skip_fan).sum())
-                    out = out + source * layer.skip_weights.astype(np.float32)
-                if first:
-                    inputs += count
-                else:
-                    hidden += count
-                first = False
-                h = out if layer.output else np.maximum(out, 0)
-            if k in kept:
-                outs[k] = h
+                hidden += count
+            first = False
     return {"hidden": hidden / len(x), "input": inputs / len(x)}
 
 
