@@ -2,12 +2,18 @@
 
   .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50 [--engine numba|tf]
   .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50
+  .venv/bin/python benchmarks/bench_optimize.py --neuron-steps 200 --model runs/sparsity/dense/snn
   .venv/bin/python benchmarks/bench_optimize.py --compare BASELINE OTHER... --test-images 2000
 
 Evaluates the start point and a few seeded perturbations of it (neuron-level log eta and V0) on the
 bundled dense MNIST model, after one warm-up evaluation (XLA compilation). Prints one JSON line:
 seconds per evaluation (median) and every loss, so runs at different rank counts can be checked
 for bit-identical objective values.
+
+With --neuron-steps N, evaluates N single-neuron steps instead (one neuron's log eta and V0 changed
+per evaluation, neurons in order: the first sweep of the neuron phase) twice, interleaved: with the
+incremental simulator (only the samples the step reaches are simulated again) and with full runs.
+It checks that both give the same losses and prints both medians and their ratio.
 
 With --compare, evaluates bundles on the first N MNIST test images instead and prints, for each,
 P_l, P_p, peak accuracy (a_max = the ANN's accuracy on those images, and a_max = 1) and the ratios
@@ -38,6 +44,7 @@ def main() -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--engine", default="auto", choices=["auto", "numba", "tf"], help="simulator (default auto = numba)")
     p.add_argument("--json", help="append the result line to this file")
+    p.add_argument("--neuron-steps", type=int, default=0, help="benchmark N single-neuron steps, incremental vs full")
     p.add_argument("--compare", nargs="+", metavar="BUNDLE", help="baseline bundle, then the bundles to compare")
     p.add_argument("--test-images", type=int, default=2000)
     args = p.parse_args()
@@ -57,6 +64,10 @@ def main() -> int:
     idx = np.sort(np.random.Generator(np.random.PCG64(0)).permutation(len(data))[:args.subset])
     obj = Objective(bundle, network_input(bundle, data.images[idx]), data.labels[idx], args.timesteps,
                     a_max=bundle.provenance["ann_accuracy"], comm=comm, engine=args.engine, threads=args.threads)
+    if args.neuron_steps:
+        full = Objective(bundle, obj.sim.x, obj.sim.labels, args.timesteps, a_max=obj.a_max, engine=args.engine,
+                         threads=args.threads, incremental=False)
+        return neuron_steps(args, obj, full)
     if comm.rank:
         obj.serve()
         return 0
@@ -80,6 +91,40 @@ def main() -> int:
            "first_eval_s": warm, "seconds_per_eval_median": statistics.median(seconds), "seconds": seconds,
            "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0],
            "cpu_seconds_per_eval_rank0": cpu / len(states)}
+    print(json.dumps(out))
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(out) + "\n")
+    return 0
+
+
+def neuron_steps(args, inc, full) -> int:
+    """Single-neuron steps (one process), incremental and full interleaved on the same states."""
+    from anytime_snn.optimize import FullState
+
+    rng = np.random.default_rng(0)
+    state = FullState.start(inc.hidden, 0.5)
+    for obj in (inc, full):  # warm-up: compilation and the incremental simulator's cache
+        obj(state)
+    seconds = {"incremental": [], "full": []}
+    for step in range(args.neuron_steps):
+        state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
+        j = step // 2
+        state.log_eta[0][j] += rng.normal(0, 0.25)
+        state.v0[0][j] = np.clip(state.v0[0][j] + rng.normal(0, 0.1), 0, 1)
+        losses = []
+        for name, obj in (("incremental", inc), ("full", full)):
+            t0 = time.perf_counter()
+            losses.append(obj(state).loss)
+            seconds[name].append(time.perf_counter() - t0)
+        if losses[0] != losses[1]:
+            raise SystemExit(f"step {step}: incremental loss {losses[0]!r} != full loss {losses[1]!r}")
+    stats = inc.sim.incremental.stats
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    out = {"mode": "neuron-steps", "engine": inc.sim.engine_name, "subset": args.subset, "timesteps": args.timesteps,
+           "steps": args.neuron_steps, "seconds_per_eval_median": med, "full_over_incremental": med["full"] / med["incremental"],
+           "samples_simulated_fraction": (stats.samples_simulated - len(inc.sim.labels)) / (stats.samples_total - len(inc.sim.labels)),
+           "losses_identical": True, "load_avg_1min": os.getloadavg()[0]}
     print(json.dumps(out))
     if args.json:
         with open(args.json, "a") as f:

@@ -238,7 +238,7 @@ def run(args) -> int:
         xt = network_input(bundle, test.images)
         a_max_test = _a_max("ann", bundle, xt, test.labels)
         sim = ShardedSimulator(bundle, xt, test.labels, timesteps, comm=comm, max_chunk=args.batch_size,
-                               engine=args.engine, threads=args.threads)
+                               engine=args.engine, threads=args.threads, incremental=False)
         for label, state in (("before", start), ("after", best)):
             optimized = objective.bundle(state)
             tests[label] = evaluation(sim.run(optimized), optimized, a_max_test)

@@ -58,7 +58,7 @@ class Objective:
 
     def __init__(self, base: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int, *, a_max: float,
                  lambdas=DEFAULT_LAMBDAS, comm=None, max_chunk: int | None = None, engine: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, incremental: bool = True):
         if timesteps < 1:
             raise ConfigError(f"timesteps must be >= 1, got {timesteps}")
         if not 0 < a_max <= 1:
@@ -68,7 +68,7 @@ class Objective:
         self.size = 2 * sum(h.channels for h in self.hidden)
         self.comm = comm if comm is not None else SingleProcess()
         self.sim = ShardedSimulator(base, x, labels, timesteps, comm=self.comm, max_chunk=max_chunk, engine=engine,
-                                    threads=threads)
+                                    threads=threads, incremental=incremental)
         self.timesteps = int(timesteps)
 
     @property

@@ -126,7 +126,8 @@ class ShardedSimulator:
     """
 
     def __init__(self, bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int, *, comm=None,
-                 max_chunk: int | None = None, engine: str = "auto", threads: int | None = None):
+                 max_chunk: int | None = None, engine: str = "auto", threads: int | None = None,
+                 incremental: bool = True):
         from ..sim.select import batched_engine, resolve
 
         self.comm = comm if comm is not None else SingleProcess()
@@ -145,12 +146,20 @@ class ShardedSimulator:
         part = self.plan.shard(self.comm.rank)
         self.x, self.labels = np.asarray(x, np.float32)[part], np.asarray(labels)[part]
         self.n_hidden = sum(1 for layer in bundle.layers if layer.weighted and not layer.output)
+        self.incremental = None  # re-simulates only the samples a parameter change reaches (numba engine)
+        if incremental and self.engine_name == "numba" and len(self.labels):
+            from ..sim.incremental import IncrementalSimulator
+
+            self.incremental = IncrementalSimulator(self.engine, self.x, self.timesteps)
 
     def run(self, bundle: Bundle) -> Totals:
         t = self.timesteps
         if len(self.labels):
-            self.engine.set_parameters(bundle)
-            res = self.engine.run(self.x, t)
+            if self.incremental is not None:
+                res = self.incremental.run(bundle)
+            else:
+                self.engine.set_parameters(bundle)
+                res = self.engine.run(self.x, t)
             local = np.concatenate([res.correct(self.labels).astype(np.int64), res.events.sum(axis=1),
                                     res.layer_spikes.reshape(-1), [res.input_events.sum(), len(self.labels)]])
         else:
@@ -170,7 +179,8 @@ def distributed_evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, time
     """
     comm = comm if comm is not None else world()
     timesteps = timesteps or bundle.timesteps
-    tot = ShardedSimulator(bundle, x, labels, timesteps, comm=comm, max_chunk=max_chunk, engine=engine).run(bundle)
+    tot = ShardedSimulator(bundle, x, labels, timesteps, comm=comm, max_chunk=max_chunk, engine=engine,
+                           incremental=False).run(bundle)
     return evaluation(tot, bundle, a_max)
 
 

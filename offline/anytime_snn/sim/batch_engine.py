@@ -99,6 +99,7 @@ class BatchEngine:
         self.threads = threads
         self._structure(bundle)
         self.block = int(block) if block else max(1, min(256, DEFAULT_BLOCK_BYTES // (4 * max(self.meta[:, NOUT]))))
+        self._raster_buffer = np.empty(0, np.bool_)
         self.set_parameters(bundle)
 
     def _structure(self, bundle: Bundle) -> None:
@@ -144,13 +145,23 @@ class BatchEngine:
         self.thresholds = np.array([l.neuron.threshold for l in layers], np.float32)
         self.layers, self.bundle = layers, bundle
 
-    def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False) -> EngineResult:
+    def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False,
+            record_spikes: bool = False) -> EngineResult:
+        """Simulate ``x`` for ``timesteps`` steps. ``record_spikes`` also returns every hidden
+        layer's spike raster (views of a buffer the next run overwrites) and the per-sample spike
+        counts: what :mod:`.incremental` caches."""
         x = checked_inputs(x, self.bundle.input.shape, timesteps)
         n, t = x.shape[0], int(timesteps)
         preds = np.zeros((t, n), np.int32)
         events = np.zeros((t, n), np.int64)
         spikes = np.zeros((self.n_hidden, t, n), np.int32)
         v_out = np.zeros((t, n, self.num_classes) if record_v_out else (0, 0, 0), np.float32)
+        sizes = [int(r[NOUT]) for r in self.meta[:-1]]
+        raster_off = np.concatenate([[0], np.cumsum([n * t * k for k in sizes])]).astype(np.int64)
+        need = int(raster_off[-1]) if record_spikes else 0
+        if need > self._raster_buffer.size:  # kept between runs: fresh pages would cost a fault each
+            self._raster_buffer = np.empty(need, np.bool_)
+        rasters = self._raster_buffer[:need]  # every entry is written by the kernel
         if n:
             previous = numba.get_num_threads()
             if self.threads:
@@ -158,13 +169,16 @@ class BatchEngine:
             try:
                 _simulate(self.meta, self.thresholds, self.weights, self.bias, self.v0, self.fanout,
                         np.ascontiguousarray(x.reshape(n, -1)), t, self.block, self.n_slots, preds, events, spikes,
-                        v_out, record_v_out)
+                        v_out, record_v_out, rasters, raster_off, record_spikes)
             finally:
                 numba.set_num_threads(previous)
         return EngineResult(
             predictions=preds, events=events, layer_spikes=spikes.sum(axis=2, dtype=np.int64),
             input_events=(x.reshape(n, self.meta[0, NIN]) != 0).astype(np.int64) @ self.fanout[:self.meta[0, NIN]],
-            v_out=v_out if record_v_out else None)
+            v_out=v_out if record_v_out else None,
+            spike_rasters=[rasters[a:b].reshape(n, t, k) for a, b, k in zip(raster_off, raster_off[1:], sizes)]
+            if record_spikes else None,
+            sample_spikes=spikes if record_spikes else None)
 
 
 # ----------------------------------------------------------------------------- kernel
@@ -276,7 +290,7 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def _simulate_block(meta, thresholds, weights, bias, v0, fanout, x, steps, b0, nb, n_slots, preds, events,
-                        spikes, v_out, record):  # pragma: no cover - compiled
+                        spikes, v_out, record, rasters, raster_off, keep):  # pragma: no cover - compiled
         """Samples b0 .. b0 + nb - 1 for all steps (serial; the parallel driver runs blocks side by side).
 
         State is layer-major (each layer's (nb, n) block contiguous) and every helper gets
@@ -348,6 +362,11 @@ if numba is not None:
                 for b in range(nb):
                     spikes[i, t, b0 + b] = fired[b]
                     events[t, b0 + b] += ev[b]
+                if keep:  # raster of layer i: (N, steps, nout) from raster_off[i]
+                    for b in range(nb):  # (no slice views: their reference counts are shared atomics)
+                        base = raster_off[i] + ((b0 + b) * steps + t) * nout
+                        for c in range(nout):
+                            rasters[base + c] = slot[b, c]
             v = v_all[nb * last[NOFF]:].reshape((nb, last[NOUT]))
             for b in range(nb):
                 best = 0
@@ -360,9 +379,9 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True, parallel=True)
     def _simulate(meta, thresholds, weights, bias, v0, fanout, x, steps, block, n_slots, preds, events, spikes,
-                  v_out, record):  # pragma: no cover - compiled
+                  v_out, record, rasters, raster_off, keep):  # pragma: no cover - compiled
         n = x.shape[0]
         for blk in numba.prange((n + block - 1) // block):
             b0 = blk * block
             _simulate_block(meta, thresholds, weights, bias, v0, fanout, x, steps, b0, min(block, n - b0), n_slots,
-                            preds, events, spikes, v_out, record)
+                            preds, events, spikes, v_out, record, rasters, raster_off, keep)

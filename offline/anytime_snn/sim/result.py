@@ -19,6 +19,8 @@ class EngineResult:
     layer_spikes: np.ndarray  # (L_hidden, T) int64 spikes per hidden layer and step, summed over samples
     input_events: np.ndarray  # (N,) int64 analog input values x non-zero synapses (once per frame)
     v_out: np.ndarray | None = None  # (T, N, C) float32 when requested
+    spike_rasters: list[np.ndarray] | None = None  # per hidden layer (N, T, neurons) bool, when requested
+    sample_spikes: np.ndarray | None = None  # (L_hidden, T, N) int32 spikes per sample, when requested
 
     def correct(self, labels: np.ndarray) -> np.ndarray:
         """(T,) number of correct predictions at each step."""

@@ -1,0 +1,342 @@
+"""Incremental re-simulation: after a change of a few neurons' parameters, simulate again only the
+samples that the change can reach.
+
+Why: in the optimizer's neuron phase each Subplex step moves one to five coordinates, i.e. the
+scale or initial potential of one to five neurons, and a neuron of the dense MNIST models fires at
+all in only about a quarter of the samples. In a sample where a changed neuron fires neither
+before nor after the change, nothing that sample computes differs; in every other sample it may.
+
+Exact, not approximate: a sample that is simulated again is simulated by the same engine, and the
+batched engine's result for a sample does not depend on the other samples in the batch, so every
+result is bit-identical to a full run of the new parameters (``tests/test_incremental.py`` checks
+this on random networks and on the bundled model).
+
+Which samples a change reaches, layer by layer from the input (``A`` = the samples found so far):
+
+- a neuron whose incoming weights, bias or V0 changed: the samples in which it fires before the
+  change (cached) or after it. "After" is found by simulating that one neuron alone, from the cached
+  input spikes of its layer, which are still right for every sample outside ``A``; it stops at the
+  neuron's first spike;
+- a changed outgoing weight row of a neuron that did not change itself: the samples in which that
+  neuron fires (for samples outside ``A`` its spikes are unchanged);
+- a change in the output layer's own parameters, in a convolution, or in the network's structure:
+  every sample (a full run).
+
+Only dense layers get the incremental path; a bundle with convolutions still runs, in full, when a
+convolution's parameters change. The cache (each hidden layer's spikes of every sample as lists of
+the neurons that fired at each step) is bounded by ``max_cache_bytes``; above it every run is full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model.bundle import Bundle
+from .batch_engine import NOUT, BatchEngine, numba
+from .result import EngineResult
+
+DEFAULT_MAX_CACHE_BYTES = 2 << 30
+# More changed neurons in one layer than this (a layer-level step changes all of them): a full run,
+# since each changed neuron is simulated alone over all samples to find where it fires.
+MAX_CHANGED_NEURONS = 32
+
+
+@dataclass
+class _Params:
+    """The parameters of one weighted layer, as the comparison needs them."""
+
+    kind: str
+    weights: np.ndarray  # float32, the bundle's layout ((inputs, outputs) for dense layers)
+    bias: np.ndarray  # (outputs,) float32 broadcast to every output neuron
+    v0: np.ndarray  # (outputs,) float32
+    neuron: object  # the layer's NeuronConfig (threshold, reset, refractory period, delay)
+
+
+@dataclass
+class _LayerSpikes:
+    """One hidden layer's spikes in every sample: CSR rows (sample, step) and who fired at all."""
+
+    ptr: np.ndarray  # (N * T + 1,) int64
+    idx: np.ndarray  # int32 neuron indices, ascending within a row
+    present: np.ndarray  # (N, neurons) bool
+
+
+@dataclass
+class _Change:
+    """One weighted layer's part of a small change."""
+
+    rows: np.ndarray  # inputs (previous layer's neurons; pixels for the first layer) whose samples are reached
+    cols: np.ndarray  # neurons to simulate alone: reached where they fire before or after
+
+
+@dataclass
+class Stats:
+    runs: int = 0
+    full_runs: int = 0
+    samples_simulated: int = 0
+    samples_total: int = 0
+
+
+class IncrementalSimulator:
+    """``run(bundle)``: the :class:`EngineResult` of ``engine`` on the fixed inputs ``x`` for
+    ``timesteps`` steps under ``bundle``'s parameters, re-simulating only the samples reached by
+    what changed since the previous call. ``stats`` counts the samples simulated."""
+
+    def __init__(self, engine: BatchEngine, x: np.ndarray, timesteps: int,
+                 max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES):
+        self.engine, self.timesteps = engine, int(timesteps)
+        x = np.asarray(x, np.float32)
+        self.shape = x.shape[1:]
+        self.x = np.ascontiguousarray(x.reshape(len(x), -1))
+        n, t = len(self.x), self.timesteps
+        hidden = [int(r[NOUT]) for r in engine.meta[:-1]]
+        self.cacheable = sum(n * t * (k + 4) + n * k for k in hidden) <= max_cache_bytes
+        self.stats = Stats()
+        self._params: list[_Params] | None = None
+        self._layers: list[_LayerSpikes] = []
+        self._result: EngineResult | None = None
+
+    def run(self, bundle: Bundle) -> EngineResult:
+        n = len(self.x)
+        self.stats.runs += 1
+        self.stats.samples_total += n
+        params = [_layer_params(layer, shape) for layer, shape in zip(bundle.weighted_layers, self.engine.out_shapes)]
+        changes = self._changes(params) if self._params is not None and self.cacheable else None
+        reached = self._reach(changes, params) if changes is not None and self._layers else None
+        if reached is None or reached.all():
+            # A full run. Its spikes are kept only where the next call is likely a small step too:
+            # after a large one (a layer-level step) the next one usually is large as well.
+            self.stats.full_runs += 1
+            self.stats.samples_simulated += n
+            self.engine.set_parameters(bundle)
+            record = self.cacheable and (changes is not None or self._params is None)
+            res = self.engine.run(self.x.reshape(n, *self.shape), self.timesteps, record_spikes=record)
+            self._params = params
+            if not record:
+                self._layers, self._result = [], None
+                return res
+            self._store(np.arange(n), res, full=True)
+            return self._public()
+        sub = np.flatnonzero(reached)
+        if len(sub):
+            self.engine.set_parameters(bundle)
+            res = self.engine.run(self.x[sub].reshape(len(sub), *self.shape), self.timesteps, record_spikes=True)
+            self.stats.samples_simulated += len(sub)
+            self._store(sub, res, full=False)
+        self._params = params
+        return self._public()
+
+    # ------------------------------------------------------------------ which samples must run
+
+    def _changes(self, params: list[_Params]) -> list[_Change] | None:
+        """What changed since the previous call, per weighted layer; None when it is not a change
+        of a few neurons (the structure, a convolution, the output layer's own parameters, or more
+        than MAX_CHANGED_NEURONS neurons of one layer changed).
+
+        A changed weight W[j, c] alters neuron c's input only at the steps where input j fires.
+        If neuron j itself changed (it is simulated alone at the previous layer), every sample in
+        which it fires, before or after, is reached anyway: the entry is free. Otherwise neuron c
+        is simulated alone (a hidden layer) or the samples where j fires are reached (the output
+        layer). A weight that turns zero or non-zero also changes j's synaptic events, so the
+        samples where j fires are reached then too.
+        """
+        old = self._params
+        out = []
+        last = len(params) - 1
+        changed_prev = np.zeros(0, bool)  # neurons of the previous layer simulated alone
+        for i, (new, was) in enumerate(zip(params, old)):
+            if new.kind != was.kind or new.neuron != was.neuron or new.weights.shape != was.weights.shape:
+                return None
+            neurons_changed = (new.bias != was.bias) | (new.v0 != was.v0)
+            if new.kind != "dense":
+                if neurons_changed.any() or (new.weights != was.weights).any():
+                    return None
+                changed_prev = np.zeros(int(np.prod(self.engine.out_shapes[i])), bool)
+                out.append(_Change(np.zeros(0, np.int64), np.zeros(0, np.int64)))
+                continue
+            diff = new.weights != was.weights
+            if i > 0 and changed_prev.any():
+                diff[changed_prev] = False
+            rows = np.zeros(0, np.int64)
+            if diff.any():
+                if i == last:  # output neurons are not simulated alone: reach where the inputs fire
+                    rows = np.flatnonzero(diff.any(axis=1))
+                else:
+                    neurons_changed |= diff.any(axis=0)
+                    pattern = ((new.weights != 0) != (was.weights != 0)).any(axis=1)
+                    rows = np.flatnonzero(pattern & ~changed_prev if i > 0 else pattern)
+            cols = np.flatnonzero(neurons_changed)
+            if len(cols) and (i == last or len(cols) > MAX_CHANGED_NEURONS):
+                return None
+            out.append(_Change(rows, cols))
+            changed_prev = neurons_changed
+        return out
+
+    def _reach(self, changes: list[_Change], params: list[_Params]) -> np.ndarray:
+        """The samples that ``changes`` reach (from the cached spikes of the previous call)."""
+        reached = np.zeros(len(self.x), bool)
+        for i, (change, p) in enumerate(zip(changes, params)):
+            if len(change.rows):
+                source = (self.x[:, change.rows] != 0) if i == 0 else self._layers[i - 1].present[:, change.rows]
+                reached |= source.any(axis=1)
+            if len(change.cols):
+                reached |= self._fires(i, p, change.cols, reached) | self._layers[i].present[:, change.cols].any(axis=1)
+        return reached
+
+    def _fires(self, i: int, p: _Params, cols: np.ndarray, skip: np.ndarray) -> np.ndarray:
+        """Whether each of neurons ``cols`` of layer i, simulated alone under parameters ``p``,
+        fires in each sample outside ``skip`` (from the cached input spikes)."""
+        n, t = len(self.x), self.timesteps
+        w = np.ascontiguousarray(p.weights[:, cols].T)  # (k, inputs)
+        b, v0 = p.bias[cols], p.v0[cols]
+        cfg = p.neuron
+        out = np.zeros(n, bool)
+        if i == 0:
+            _analog_fires(self.x, w, b, v0, np.float32(cfg.threshold), cfg.delay_steps, t, skip, out)
+        else:
+            src = self._layers[i - 1]
+            _spiking_fires(src.ptr, src.idx, w, b, v0, np.float32(cfg.threshold), cfg.delay_steps, t, skip, out)
+        return out
+
+    # ------------------------------------------------------------------ the cache
+
+    def _store(self, sub: np.ndarray, res: EngineResult, full: bool) -> None:
+        n, t = len(self.x), self.timesteps
+        if full:
+            self._result = EngineResult(predictions=res.predictions, events=res.events, layer_spikes=res.layer_spikes,
+                                        input_events=res.input_events, sample_spikes=res.sample_spikes)
+        else:
+            r = self._result
+            r.predictions[:, sub] = res.predictions
+            r.events[:, sub] = res.events
+            r.input_events[sub] = res.input_events
+            r.sample_spikes[:, :, sub] = res.sample_spikes
+        layers = []
+        for i, raster in enumerate(res.spike_rasters):
+            ptr, idx, present = _compact(raster, res.sample_spikes[i])
+            if full:
+                layers.append(_LayerSpikes(ptr, idx, present))
+                continue
+            old = self._layers[i]
+            take = np.full(n, -1, np.int64)
+            take[sub] = np.arange(len(sub))
+            mptr, midx = _merge(old.ptr, old.idx, ptr, idx, take, t)
+            old.present[sub] = present
+            layers.append(_LayerSpikes(mptr, midx, old.present))
+        self._layers = layers
+
+    def _public(self) -> EngineResult:
+        r = self._result
+        return EngineResult(predictions=r.predictions.copy(), events=r.events.copy(),
+                            layer_spikes=r.sample_spikes.sum(axis=2, dtype=np.int64),
+                            input_events=r.input_events.copy())
+
+
+def _layer_params(layer, out_shape) -> _Params:
+    return _Params(layer.kind, np.asarray(layer.weights, np.float32),
+                   np.broadcast_to(np.asarray(layer.bias, np.float32), out_shape).reshape(-1) if layer.kind == "dense"
+                   else np.asarray(layer.bias, np.float32),
+                   np.broadcast_to(np.asarray(layer.v0, np.float32), out_shape).reshape(-1) if layer.kind == "dense"
+                   else np.asarray(layer.v0, np.float32),
+                   layer.neuron)
+
+
+# ----------------------------------------------------------------------------- kernels
+# The single-neuron kernels repeat the engine's float32 operations in the engine's order
+# (current summed from zero in ascending input order, then + bias, then V + current): until its
+# first spike a neuron's potential is the same number here and in the engine. After that spike
+# nothing more is needed, so reset and refractory settings never matter here.
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def _analog_fires(x, w, bias, v0, theta, delay, steps, skip, out):  # pragma: no cover - compiled
+        for b in range(x.shape[0]):
+            if skip[b]:
+                continue
+            xb = x[b]
+            for k in range(w.shape[0]):
+                a = np.float32(0.0)
+                wk = w[k]
+                for j in range(xb.shape[0]):
+                    if xb[j] != 0:
+                        a += xb[j] * wk[j]
+                v = v0[k]
+                for t in range(steps):
+                    cur = (a if t >= delay else np.float32(0.0)) + bias[k]
+                    v = v + cur
+                    if v >= theta:
+                        out[b] = True
+                        break
+                if out[b]:
+                    break
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def _spiking_fires(ptr, idx, w, bias, v0, theta, delay, steps, skip, out):  # pragma: no cover - compiled
+        n = skip.shape[0]
+        for b in range(n):
+            if skip[b]:
+                continue
+            for k in range(w.shape[0]):
+                wk = w[k]
+                v = v0[k]
+                for t in range(steps):
+                    cur = np.float32(0.0)
+                    if t >= delay:
+                        r = b * steps + t - delay
+                        for q in range(ptr[r], ptr[r + 1]):
+                            cur += wk[idx[q]]
+                    v = v + (cur + bias[k])
+                    if v >= theta:
+                        out[b] = True
+                        break
+                if out[b]:
+                    break
+
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def _compact(raster, counts):  # pragma: no cover - compiled
+        """CSR over (sample, step) rows of a (N, T, neurons) raster, and which neurons fired at all
+        in each sample; ``counts``: (T, N) spikes per row."""
+        n, steps, k = raster.shape
+        ptr = np.zeros(n * steps + 1, np.int64)
+        for b in range(n):
+            for t in range(steps):
+                ptr[b * steps + t + 1] = ptr[b * steps + t] + counts[t, b]
+        idx = np.empty(ptr[-1], np.int32)
+        present = np.zeros((n, k), np.bool_)
+        for b in numba.prange(n):
+            pb = present[b]
+            for t in range(steps):
+                q = ptr[b * steps + t]
+                row = raster[b, t]
+                for c in range(k):
+                    pb[c] |= row[c]
+                for c in range(k):
+                    if row[c]:
+                        idx[q] = c
+                        q += 1
+        return ptr, idx, present
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def _merge(ptr_old, idx_old, ptr_new, idx_new, take, steps):  # pragma: no cover - compiled
+        """The cached CSR with the rows of samples ``take[b] >= 0`` replaced by those of the new
+        run's sample ``take[b]``."""
+        n = take.shape[0]
+        ptr = np.zeros(n * steps + 1, np.int64)
+        for b in range(n):
+            src_ptr = ptr_new if take[b] >= 0 else ptr_old
+            s = take[b] if take[b] >= 0 else b
+            for t in range(steps):
+                r = s * steps + t
+                ptr[b * steps + t + 1] = ptr[b * steps + t] + src_ptr[r + 1] - src_ptr[r]
+        idx = np.empty(ptr[-1], np.int32)
+        for b in range(n):
+            if take[b] >= 0:
+                a0, a1 = ptr_new[take[b] * steps], ptr_new[(take[b] + 1) * steps]
+                idx[ptr[b * steps]:ptr[(b + 1) * steps]] = idx_new[a0:a1]
+            else:
+                a0, a1 = ptr_old[b * steps], ptr_old[(b + 1) * steps]
+                idx[ptr[b * steps]:ptr[(b + 1) * steps]] = idx_old[a0:a1]
+        return ptr, idx

@@ -1,0 +1,148 @@
+"""Incremental re-simulation against full runs of the batched engine: bit-identical after every change."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anytime_snn.optimize.params import FullState, apply_state, hidden_layers
+from anytime_snn.optimize.parallel import ShardedSimulator
+from anytime_snn.sim.batch_engine import BatchEngine
+from anytime_snn.sim.incremental import IncrementalSimulator
+from anytime_snn.testing import random_bundle, random_inputs
+from net_strategies import DENSE_SPECS, SPECS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _assert_same(inc, full):
+    np.testing.assert_array_equal(inc.predictions, full.predictions)
+    np.testing.assert_array_equal(inc.events, full.events)
+    np.testing.assert_array_equal(inc.layer_spikes, full.layer_spikes)
+    np.testing.assert_array_equal(inc.input_events, full.input_events)
+
+
+def _change(base, state, hidden, rng):
+    """A random next point: one to three neurons' eta and/or V0 (an optimizer step), sometimes a
+    whole layer, and sometimes a raw edit the optimizer never makes (a weight zeroed, so a fan-out
+    changes; an output bias) to exercise every rule."""
+    state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
+    i = int(rng.integers(len(hidden)))
+    if rng.random() < 0.15:
+        state.log_eta[i] += rng.normal(0, 0.3)
+    else:
+        j = rng.integers(0, hidden[i].channels, size=int(rng.integers(1, 4)))
+        if rng.random() < 0.6:
+            state.log_eta[i][j] += rng.normal(0, 0.4, len(j))
+        if rng.random() < 0.6:
+            state.v0[i][j] = rng.uniform(0, hidden[i].threshold, len(j))
+    bundle = apply_state(base, state, hidden)
+    edit = rng.random()
+    if edit < 0.1:
+        layer = bundle.weighted_layers[int(rng.integers(len(bundle.weighted_layers)))]
+        w = layer.weights.copy()
+        w.flat[int(rng.integers(w.size))] = 0.0
+        layer.weights = w
+    elif edit < 0.15:
+        out = bundle.weighted_layers[-1]
+        out.bias = out.bias + np.float32(0.25)
+    return state, bundle
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=st.one_of(DENSE_SPECS, DENSE_SPECS, SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 16))
+def test_incremental_runs_equal_full_runs(spec, seed, batch):
+    """Random nets (every neuron configuration: reset modes, refractory periods, delays), random
+    sequences of changes; convolutional nets take the full path and must agree too."""
+    try:
+        base = random_bundle(spec, seed)
+    except ValueError:  # kernel larger than the shrunken image: not a valid network
+        return
+    rng = np.random.default_rng(seed)
+    for layer in base.layers[:-1]:  # negative biases: neurons that fire in some samples only
+        if layer.weighted:
+            layer.bias = (layer.bias - rng.integers(0, 3, layer.bias.shape) / 4).astype(np.float32)
+    x, timesteps = random_inputs(spec, batch, seed), 10
+    hidden = hidden_layers(base) if any(l.weighted and not l.output for l in base.layers) else []
+    if not hidden:
+        return
+    inc = IncrementalSimulator(BatchEngine(base, threads=2, block=3), x, timesteps)
+    full = BatchEngine(base, threads=1)
+    state = FullState.start(hidden, 0.5)
+    bundle = apply_state(base, state, hidden)
+    for _ in range(10):
+        full.set_parameters(bundle)
+        _assert_same(inc.run(bundle), full.run(x, timesteps))
+        state, bundle = _change(base, state, hidden, rng)
+
+
+@pytest.fixture(scope="module")
+def mnist_default():
+    from anytime_snn.convert.convert import network_input
+    from anytime_snn.data import load_dataset
+    from anytime_snn.model import load_bundle
+
+    bundle = load_bundle(ROOT / "models" / "default")
+    test = load_dataset("mnist", "test", limit=48)
+    return bundle, network_input(bundle, test.images), test.labels
+
+
+def test_single_neuron_steps_on_the_bundled_model_simulate_few_samples(mnist_default):
+    """The optimizer's neuron-phase step (one neuron's eta and V0) on real weights and digits: the
+    result equals a full run, and only the samples where that neuron fires are simulated again."""
+    base, x, _ = mnist_default
+    hidden = hidden_layers(base)
+    inc = IncrementalSimulator(BatchEngine(base, threads=2), x, 12)
+    full = BatchEngine(base, threads=2)
+    state = FullState.start(hidden, 0.5)
+    rng = np.random.default_rng(3)
+    for step in range(10):
+        if step:
+            i, j = step % 2, int(rng.integers(hidden[step % 2].channels))
+            state.log_eta[i][j] += rng.normal(0, 0.5)
+            state.v0[i][j] = rng.uniform(0, 1)
+        bundle = apply_state(base, state, hidden)
+        full.set_parameters(bundle)
+        _assert_same(inc.run(bundle), full.run(x, 12))
+    assert inc.stats.runs == 10 and inc.stats.full_runs == 1
+    assert inc.stats.samples_simulated < 0.7 * inc.stats.samples_total
+
+
+def test_unchanged_parameters_reach_nothing_and_huge_caches_take_the_full_path(mnist_default):
+    base, x, _ = mnist_default
+    full = BatchEngine(base, threads=1)
+    small = IncrementalSimulator(BatchEngine(base, threads=1), x[:4], 5, max_cache_bytes=1000)
+    assert not small.cacheable
+    _assert_same(small.run(base), full.run(x[:4], 5))
+    _assert_same(small.run(base), full.run(x[:4], 5))
+    assert small.stats.full_runs == 2
+    inc = IncrementalSimulator(BatchEngine(base, threads=1), x[:6], 5)
+    inc.run(base)
+    _assert_same(inc.run(copy.deepcopy(base)), full.run(x[:6], 5))
+    assert inc.stats.full_runs == 1 and inc.stats.samples_simulated == 6
+    other = copy.copy(base)
+    other.layers = [copy.copy(layer) for layer in base.layers]
+    other.layers[1].neuron = type(base.layers[1].neuron)(threshold=0.5)
+    with pytest.raises(ValueError, match="same architecture and neuron dynamics"):
+        inc.run(other)
+
+
+def test_sharded_simulator_totals_do_not_depend_on_the_incremental_path(mnist_default):
+    base, x, labels = mnist_default
+    hidden = hidden_layers(base)
+    a = ShardedSimulator(base, x, labels, 8, incremental=True)
+    b = ShardedSimulator(base, x, labels, 8, incremental=False)
+    assert a.incremental is not None and b.incremental is None
+    state = FullState.start(hidden, 0.5)
+    for j in range(4):
+        state.log_eta[0][j * 7] = 0.3 * (j + 1)
+        bundle = apply_state(base, state, hidden)
+        ta, tb = a.run(bundle), b.run(bundle)
+        for field in ("correct", "events", "layer_spikes"):
+            np.testing.assert_array_equal(getattr(ta, field), getattr(tb, field))
+        assert ta.input_events == tb.input_events
