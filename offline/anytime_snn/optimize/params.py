@@ -2,9 +2,8 @@
 
 Every hidden (spiking) weighted layer ``i`` with ``C_i`` output channels (neurons, for dense layers)
 carries a *full state*: ``log_eta[i]`` and ``v0[i]``, both of shape ``(C_i,)``. A phase searches a
-coarser vector ``z = [log eta_1, V0_1, log eta_2, V0_2, .. log eta_k, V0_k]`` (dimension 2k, each
-group's scale next to its initial potential) whose entries are broadcast onto the full state by a
-:class:`Layout`:
+coarser vector ``z = [log eta_1 .. log eta_k, V0_1 .. V0_k]`` (dimension 2k) whose entries are
+broadcast onto the full state by a :class:`Layout`:
 
 - ``model``: k = 1, one eta and one V0 shared by every hidden layer;
 - ``layer``: k = number of hidden layers;
@@ -12,13 +11,6 @@ group's scale next to its initial potential) whose entries are broadcast onto th
   convolutions, where weights are shared), except that a layer whose output passes through a max
   pool keeps one layer-level entry (the paper's layer-level scaling before max pooling, which the
   isolation routine enforces).
-
-Why interleaved: Subplex's first sweep works through the coordinates in vector order, two at a
-time, so each of its subspaces is one neuron's (eta, V0) pair, optimized jointly as the paper says.
-(With all scales first, a neuron-phase budget of 10,000 evaluations on a 4,800-dimensional model
-ends inside the scales and never moves a V0.) One neuron per step is also what lets the
-incremental simulator (:mod:`anytime_snn.sim.incremental`) re-simulate only the samples in which
-that neuron fires.
 
 The output layer is not in the search space: it accumulates and never spikes, its V0 is 0, and a
 positive scalar on it leaves the argmax - hence a_t, the events and L_SNN - unchanged, so a
@@ -98,7 +90,7 @@ class FullState:
 
 
 class Layout:
-    """Maps a phase vector z (log eta and V0 of each group in turn) to the full state and back."""
+    """Maps a phase vector z (log etas, then V0s) to the full state and back."""
 
     def __init__(self, hidden: list[HiddenLayer], granularity: str):
         if granularity not in GRANULARITIES:
@@ -126,7 +118,7 @@ class Layout:
         z = np.asarray(z, np.float64)
         if z.shape != (self.dimension,):
             raise ValueError(f"{self.granularity} phase vectors have {self.dimension} entries, got {z.shape}")
-        eta, v0 = z[0::2], z[1::2]
+        eta, v0 = z[:self.k], z[self.k:]
         return FullState([eta[g] for g in self.groups], [v0[g] for g in self.groups])
 
     def project(self, state: FullState) -> np.ndarray:
@@ -142,7 +134,7 @@ class Layout:
             same = np.ones(self.k, bool)
             np.logical_and.at(same, g, values == first[g])
             out.append(np.where(same, first, z))
-        return _interleave(*out)
+        return np.concatenate(out)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         vmax = np.zeros(self.k)
@@ -150,23 +142,13 @@ class Layout:
             vmax[g] = h.threshold  # groups never mix thresholds except at model level: take the smallest there
         if self.granularity == "model":
             vmax[:] = min(h.threshold for h in self.hidden)
-        lower = _interleave(np.full(self.k, -LOG_ETA_BOUND), np.zeros(self.k))
-        upper = _interleave(np.full(self.k, LOG_ETA_BOUND), vmax)
+        lower = np.concatenate([np.full(self.k, -LOG_ETA_BOUND), np.zeros(self.k)])
+        upper = np.concatenate([np.full(self.k, LOG_ETA_BOUND), vmax])
         return lower, upper
 
     def initial_step(self) -> np.ndarray:
         _, upper = self.bounds()
-        return _interleave(np.full(self.k, LOG_ETA_STEP), V0_STEP * upper[1::2])
-
-    def vector(self, log_eta: np.ndarray, v0: np.ndarray) -> np.ndarray:
-        """The phase vector of per-group values ``log_eta`` and ``v0`` (each of length k)."""
-        return _interleave(np.asarray(log_eta, np.float64), np.asarray(v0, np.float64))
-
-
-def _interleave(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out = np.empty(2 * len(a))
-    out[0::2], out[1::2] = a, b
-    return out
+        return np.concatenate([np.full(self.k, LOG_ETA_STEP), V0_STEP * upper[self.k:]])
 
 
 def apply_state(base: Bundle, state: FullState, hidden: list[HiddenLayer] | None = None) -> Bundle:
