@@ -10,10 +10,11 @@ bundled dense MNIST model, after one warm-up evaluation (XLA compilation). Print
 seconds per evaluation (median) and every loss, so runs at different rank counts can be checked
 for bit-identical objective values.
 
-With --neuron-steps N, evaluates N single-neuron steps instead (one neuron's log eta and V0 changed
-per evaluation, neurons in order: the first sweep of the neuron phase) twice, interleaved: with the
-incremental simulator (only the samples the step reaches are simulated again) and with full runs.
-It checks that both give the same losses and prints both medians and their ratio.
+With --neuron-steps N, evaluates N steps like those of the neuron phase's first Subplex sweep instead
+(the log eta of a pair of neighbouring first-layer neurons changed per evaluation, 8 evaluations per
+pair, pairs in order) twice, interleaved: with the incremental simulator (only the samples the step
+reaches are simulated again) and with full runs. It checks that both give the same losses and prints
+both medians and their ratio.
 
 With --compare, evaluates bundles on the first N MNIST test images instead and prints, for each,
 P_l, P_p, peak accuracy (a_max = the ANN's accuracy on those images, and a_max = 1) and the ratios
@@ -44,7 +45,7 @@ def main() -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--engine", default="auto", choices=["auto", "numba", "tf"], help="simulator (default auto = numba)")
     p.add_argument("--json", help="append the result line to this file")
-    p.add_argument("--neuron-steps", type=int, default=0, help="benchmark N single-neuron steps, incremental vs full")
+    p.add_argument("--neuron-steps", type=int, default=0, help="benchmark N neuron-phase steps, incremental vs full")
     p.add_argument("--compare", nargs="+", metavar="BUNDLE", help="baseline bundle, then the bundles to compare")
     p.add_argument("--test-images", type=int, default=2000)
     args = p.parse_args()
@@ -99,7 +100,7 @@ def main() -> int:
 
 
 def neuron_steps(args, inc, full) -> int:
-    """Single-neuron steps (one process), incremental and full interleaved on the same states."""
+    """Neuron-phase steps (one process), incremental and full interleaved on the same states."""
     from anytime_snn.optimize import FullState
 
     rng = np.random.default_rng(0)
@@ -109,9 +110,8 @@ def neuron_steps(args, inc, full) -> int:
     seconds = {"incremental": [], "full": []}
     for step in range(args.neuron_steps):
         state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
-        j = step // 2
-        state.log_eta[0][j] += rng.normal(0, 0.25)
-        state.v0[0][j] = np.clip(state.v0[0][j] + rng.normal(0, 0.1), 0, 1)
+        j = 2 * (step // 8)
+        state.log_eta[0][j:j + 2] += rng.normal(0, 0.25, 2)
         losses = []
         for name, obj in (("incremental", inc), ("full", full)):
             t0 = time.perf_counter()
