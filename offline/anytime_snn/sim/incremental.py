@@ -2,9 +2,10 @@
 samples that the change can reach.
 
 Why: in the optimizer's neuron phase each Subplex step moves one to five coordinates, i.e. the
-scale or initial potential of one to five neurons, and a neuron of the dense MNIST models fires at
-all in only about a quarter of the samples. In a sample where a changed neuron fires neither
-before nor after the change, nothing that sample computes differs; in every other sample it may.
+scale or initial potential of one to five neurons, and a neuron of the sparsity fine-tuned dense
+MNIST model fires at all in only about a quarter of the samples. In a sample where a changed neuron
+fires neither before nor after the change, nothing that sample computes differs; in every other
+sample it may (docs/optimize.md: 1.45x per neuron-phase evaluation on that model).
 
 Exact, not approximate: a sample that is simulated again is simulated by the same engine, and the
 batched engine's result for a sample does not depend on the other samples in the batch, so every
