@@ -23,3 +23,21 @@ def _quiet_tensorflow_retracing():
     except Exception:  # pragma: no cover
         pass
     yield
+
+
+@pytest.fixture(scope="module")
+def default_mnist():
+    """The bundled default model and a loader of its network inputs for the first N MNIST test digits."""
+    from pathlib import Path
+
+    from anytime_snn.convert.convert import network_input
+    from anytime_snn.data import load_dataset
+    from anytime_snn.model import load_bundle
+
+    bundle = load_bundle(Path(__file__).resolve().parents[1] / "models" / "default")
+
+    def digits(limit: int):
+        test = load_dataset("mnist", "test", limit=limit)
+        return bundle, network_input(bundle, test.images), test.labels
+
+    return digits

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from anytime_snn.sim.select import resolve
 from anytime_snn.sim.streaming import StreamingEngine
 from anytime_snn.testing import NetSpec, dense_bundle, random_bundle, random_inputs
 from net_strategies import DENSE_SPECS, SPECS
-
 
 
 @settings(max_examples=40, deadline=None)
@@ -40,18 +38,10 @@ def test_batch_engine_matches_reference(spec, seed, batch, block, threads):
 
 # ----------------------------------------------------------------------------- the bundled model, real data
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def mnist_default():
-    from anytime_snn.convert.convert import network_input
-    from anytime_snn.data import load_dataset
-    from anytime_snn.model import load_bundle
-
-    bundle = load_bundle(ROOT / "models" / "default")
-    test = load_dataset("mnist", "test", limit=9)
-    return bundle, network_input(bundle, test.images), test.labels
+def mnist_default(default_mnist):
+    return default_mnist(9)
 
 
 def test_bit_identical_to_the_streaming_engine_on_real_weights(mnist_default):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,6 @@ from anytime_snn.sim.batch_engine import BatchEngine
 from anytime_snn.sim.incremental import IncrementalSimulator
 from anytime_snn.testing import random_bundle, random_inputs
 from net_strategies import DENSE_SPECS, SPECS
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _assert_same(inc, full):
@@ -82,14 +79,8 @@ def test_incremental_runs_equal_full_runs(spec, seed, batch):
 
 
 @pytest.fixture(scope="module")
-def mnist_default():
-    from anytime_snn.convert.convert import network_input
-    from anytime_snn.data import load_dataset
-    from anytime_snn.model import load_bundle
-
-    bundle = load_bundle(ROOT / "models" / "default")
-    test = load_dataset("mnist", "test", limit=48)
-    return bundle, network_input(bundle, test.images), test.labels
+def mnist_default(default_mnist):
+    return default_mnist(48)
 
 
 def test_single_neuron_steps_on_the_bundled_model_simulate_few_samples(mnist_default):
