@@ -205,8 +205,8 @@ class IncrementalSimulator:
 
     def _store(self, sub: np.ndarray, res: EngineResult, full: bool) -> None:
         n, t = len(self.x), self.timesteps
-        if full:
-            self._result = EngineResult(predictions=res.predictions, events=res.events, layer_spikes=res.layer_spikes,
+        if full:  # layer_spikes is derived from sample_spikes in _public, so it is not kept
+            self._result = EngineResult(predictions=res.predictions, events=res.events, layer_spikes=None,
                                         input_events=res.input_events, sample_spikes=res.sample_spikes)
         else:
             r = self._result
@@ -214,6 +214,8 @@ class IncrementalSimulator:
             r.events[:, sub] = res.events
             r.input_events[sub] = res.input_events
             r.sample_spikes[:, :, sub] = res.sample_spikes
+        take = np.full(n, -1, np.int64)  # for each sample, its row in this run (-1: keep the cached one)
+        take[sub] = np.arange(len(sub))
         layers = []
         for i, raster in enumerate(res.spike_rasters):
             ptr, idx, present = _compact(raster, res.sample_spikes[i])
@@ -221,8 +223,6 @@ class IncrementalSimulator:
                 layers.append(_LayerSpikes(ptr, idx, present))
                 continue
             old = self._layers[i]
-            take = np.full(n, -1, np.int64)
-            take[sub] = np.arange(len(sub))
             mptr, midx = _merge(old.ptr, old.idx, ptr, idx, take, t)
             old.present[sub] = present
             layers.append(_LayerSpikes(mptr, midx, old.present))
