@@ -163,8 +163,9 @@ class Agent:
             self.images, self.labels = load_mnist("test")
         return self.images, self.labels
 
-    def cmd_stream(self, indices, period=0.5, wait_final=True, timeout=10.0, encoding="mono8"):
-        """Publish MNIST test images (stamp = index + 1 ns), re-sending each until its first estimate arrives."""
+    def cmd_stream(self, indices, period=0.5, wait_final=True, timeout=10.0, encoding="mono8", settle=0.5):
+        """Publish MNIST test images (stamp = index + 1 ns), re-sending each until its first estimate arrives;
+        return when each has a first estimate (``wait_final=False``) or its newest frame has ended."""
         images, labels = self._mnist()
         with self.lock:
             first = len(self.received)
@@ -183,18 +184,30 @@ class Agent:
             done = False
             with self.lock:
                 start = len(self.received)  # only answers to this publication count
-            seen = False  # re-send only until the first estimate shows the image arrived (a copy sent
-            while not done and time.monotonic() - t0 < timeout:  # later would preempt the frame)
+            # Re-send (best-effort QoS) only until the first estimate shows the image arrived. Copies sent
+            # before that may still become frames of their own (preempting or queued behind the first), so
+            # after a re-send "final" means: the newest frame of this image is final and no newer one
+            # started within `settle` seconds.
+            seen, sent, final_at = False, 0, None
+            while not done and time.monotonic() - t0 < timeout:
                 if not seen:
                     self.pub.publish(msg)
+                    sent += 1
                 t1 = time.monotonic()
                 while time.monotonic() - t1 < period:
                     with self.lock:
                         mine = [r for r in self.received[start:] if r["stamp"] == idx + 1]
                     seen = seen or bool(mine)
-                    if mine and (not wait_final or any(r["final"] for r in mine)):
+                    if mine and not wait_final:
                         done = True
                         break
+                    newest = max((r["frame_seq"] for r in mine), default=None)
+                    if any(r["final"] and r["frame_seq"] == newest for r in mine):
+                        if final_at is None or final_at[0] != newest:
+                            final_at = (newest, time.monotonic())  # when we saw the newest frame end
+                        if sent == 1 or time.monotonic() - final_at[1] >= settle:
+                            done = True
+                            break
                     time.sleep(0.002)
             if not done:
                 return {"ok": False, "error": f"no classification for image {idx}", "log": self.log_tail()}
