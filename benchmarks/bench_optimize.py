@@ -65,13 +65,13 @@ def main() -> int:
     idx = np.sort(np.random.Generator(np.random.PCG64(0)).permutation(len(data))[:args.subset])
     obj = Objective(bundle, network_input(bundle, data.images[idx]), data.labels[idx], args.timesteps,
                     a_max=bundle.provenance["ann_accuracy"], comm=comm, engine=args.engine, threads=args.threads)
-    if args.neuron_steps:
-        full = Objective(bundle, obj.sim.x, obj.sim.labels, args.timesteps, a_max=obj.a_max, engine=args.engine,
-                         threads=args.threads, incremental=False)
-        return neuron_steps(args, obj, full)
     if comm.rank:
         obj.serve()
         return 0
+    if args.neuron_steps:
+        full = None if comm.size > 1 else Objective(bundle, obj.sim.x, obj.sim.labels, args.timesteps, a_max=obj.a_max,
+                                                    engine=args.engine, threads=args.threads, incremental=False)
+        return neuron_steps(args, obj, full)
     rng = np.random.default_rng(0)
     start = FullState.start(obj.hidden, 0.5)
     states = [start] + [FullState([e + rng.normal(0, 0.1, e.shape) for e in start.log_eta],
@@ -100,31 +100,39 @@ def main() -> int:
 
 
 def neuron_steps(args, inc, full) -> int:
-    """Neuron-phase steps (one process), incremental and full interleaved on the same states."""
+    """Neuron-phase steps, incremental and full interleaved on the same states (one process), or
+    incremental only across MPI ranks (``full`` None; compare its losses with a one-process run's)."""
     from anytime_snn.optimize import FullState
 
     rng = np.random.default_rng(0)
     state = FullState.start(inc.hidden, 0.5)
-    for obj in (inc, full):  # warm-up: compilation and the incremental simulator's cache
+    runs = [("incremental", inc)] + ([("full", full)] if full is not None else [])
+    for _, obj in runs:  # warm-up: compilation and the incremental simulator's cache
         obj(state)
-    seconds = {"incremental": [], "full": []}
+    seconds = {name: [] for name, _ in runs}
+    losses = []
     for step in range(args.neuron_steps):
         state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
         j = 2 * (step // 8)
         state.log_eta[0][j:j + 2] += rng.normal(0, 0.25, 2)
-        losses = []
-        for name, obj in (("incremental", inc), ("full", full)):
+        step_losses = []
+        for name, obj in runs:
             t0 = time.perf_counter()
-            losses.append(obj(state).loss)
+            step_losses.append(obj(state).loss)
             seconds[name].append(time.perf_counter() - t0)
-        if losses[0] != losses[1]:
-            raise SystemExit(f"step {step}: incremental loss {losses[0]!r} != full loss {losses[1]!r}")
-    stats = inc.sim.incremental.stats
+        if step_losses.count(step_losses[0]) != len(step_losses):
+            raise SystemExit(f"step {step}: incremental loss {step_losses[0]!r} != full loss {step_losses[1]!r}")
+        losses.append(step_losses[0])
+    inc.close()
+    stats = inc.sim.incremental.stats  # rank 0's shard
     med = {k: statistics.median(v) for k, v in seconds.items()}
-    out = {"mode": "neuron-steps", "engine": inc.sim.engine_name, "subset": args.subset, "timesteps": args.timesteps,
-           "steps": args.neuron_steps, "seconds_per_eval_median": med, "full_over_incremental": med["full"] / med["incremental"],
-           "samples_simulated_fraction": (stats.samples_simulated - len(inc.sim.labels)) / (stats.samples_total - len(inc.sim.labels)),
-           "losses_identical": True, "load_avg_1min": os.getloadavg()[0]}
+    out = {"mode": "neuron-steps", "engine": inc.sim.engine_name, "ranks": inc.comm.size, "subset": args.subset,
+           "timesteps": args.timesteps, "steps": args.neuron_steps, "seconds_per_eval_median": med,
+           "samples_simulated_fraction_rank0": (stats.samples_simulated - stats.samples_total // (args.neuron_steps + 1))
+           / (stats.samples_total - stats.samples_total // (args.neuron_steps + 1)),
+           "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0]}
+    if full is not None:
+        out |= {"full_over_incremental": med["full"] / med["incremental"], "losses_identical": True}
     print(json.dumps(out))
     if args.json:
         with open(args.json, "a") as f:
