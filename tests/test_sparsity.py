@@ -228,6 +228,38 @@ def test_recalibrate_batchnorm_sets_exact_input_statistics():
     np.testing.assert_allclose(m.get_layer("fc_bn").moving_variance.numpy(), fc_in.var(0), rtol=1e-4)
 
 
+def test_re_estimated_bn_statistics_are_kept_only_if_the_validation_split_agrees():
+    """Labels are the model's own predictions under statistics measured on the validation images, so those
+    statistics score 100 %. Re-estimating on very different images must then be undone (restored exactly);
+    re-estimating on the validation images themselves, from stale averages, must be kept."""
+    from anytime_snn.data._common import Dataset
+
+    m = conv_model()
+    m.get_layer("logits").kernel.assign(np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32))
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (64, 3, 3, 1), dtype=np.uint8)
+    sp.recalibrate_batchnorm(m, images / 255.0)
+    labels = np.argmax(m.predict(images / 255.0, verbose=0), -1)
+    assert 0 < labels.sum() < len(labels)  # both classes occur
+    val = Dataset("toy", "validation", images, labels, ["a", "b"])
+    good = {name: (mean.copy(), var.copy()) for name, (mean, var) in sp._bn_statistics(m).items()}
+
+    _, choice = sp.re_estimate_batchnorm(m, 1.0 - 3.0 * images / 255.0, val)  # other images: worse on val
+    assert choice["validation_accuracy_moving_averages"] == 1.0
+    assert choice["validation_accuracy_re_estimated"] < 1.0 and choice["statistics"] == "moving averages"
+    for name, (mean, var) in sp._bn_statistics(m).items():
+        np.testing.assert_array_equal(mean, good[name][0])
+        np.testing.assert_array_equal(var, good[name][1])
+
+    m.get_layer("fc_bn").moving_variance.assign(np.full(2, 1e4, np.float32))  # stale: squashes fc to beta
+    _, choice = sp.re_estimate_batchnorm(m, images / 255.0, val)
+    assert choice["validation_accuracy_moving_averages"] < 1.0
+    assert choice["statistics"] == "re-estimated" and choice["validation_accuracy_re_estimated"] == 1.0
+    np.testing.assert_allclose(m.get_layer("fc_bn").moving_variance.numpy(), good["fc_bn"][1], rtol=1e-5)
+    _, choice = sp.re_estimate_batchnorm(m, 1.0 - 3.0 * images / 255.0)  # no validation split: re-estimated
+    assert choice["statistics"] == "re-estimated" and choice["validation_accuracy_re_estimated"] is None
+
+
 @needs_mnist
 def test_sparsify_conv_net_keeps_accuracy(tmp_path):
     """A small conv MNIST net (8-pool-16-pool-32) with the default lambdas: the conv kernels shrink fast
@@ -247,6 +279,7 @@ def test_sparsify_conv_net_keeps_accuracy(tmp_path):
     assert a["activation_sparsity"]["total"] > b["activation_sparsity"]["total"] + 0.1
     assert a["test_accuracy"] >= b["test_accuracy"] - 0.05
     assert rec["sparsity"]["bn_recalibration"]["samples"] == 2000
+    assert rec["sparsity"]["bn_recalibration"]["statistics"] == "re-estimated"  # chosen on the validation split
     # what inference would have used without the re-estimation: the stale moving averages
     assert a["test_accuracy_moving_average_bn"] < a["test_accuracy"] - 0.2
 

@@ -86,6 +86,9 @@ def test_short_training_run_learns_and_writes_a_record(tmp_path):
     # the BN statistics were re-estimated on the training images: not worse than the lagging moving averages
     assert record["bn_recalibration_samples"] == 2700
     assert record["test_accuracy"] >= record["test_accuracy_moving_average_bn"] - 0.01
+    choice = record["bn_statistics"]  # whichever statistics did better on the validation split were kept
+    assert record["validation_accuracy"] == pytest.approx(max(choice["validation_accuracy_re_estimated"],
+                                                              choice["validation_accuracy_moving_averages"]))
     assert record["data"]["n_train"] == 2700 and record["data"]["n_validation"] == 300
     assert record["data"]["train_hash"].startswith("sha256:") and record["train_wall_time_s"] > 0
     assert record["config"]["arch"]["hidden"] == [1200, 1200]

@@ -309,6 +309,38 @@ def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 500) -> dict[s
     return changes
 
 
+def re_estimate_batchnorm(model, x: np.ndarray, val_ds=None) -> tuple[dict[str, float], dict]:
+    """:func:`recalibrate_batchnorm` on ``x``, kept only if it classifies ``val_ds`` at least as well as the
+    moving averages did (the test split is never looked at). Re-estimation rescues nets whose statistics
+    moved faster than the averages followed; it can cost a little where training-mode noise (dropout)
+    was part of what the averages saw. Returns the variance changes and a record of the choice."""
+    from .trainer import evaluate_accuracy
+
+    stale = _bn_statistics(model)
+    val_stale = evaluate_accuracy(model, val_ds) if val_ds is not None else None
+    changes = recalibrate_batchnorm(model, x)
+    val_new = evaluate_accuracy(model, val_ds) if val_ds is not None else None
+    choice = {"statistics": "re-estimated", "validation_accuracy_re_estimated": val_new,
+              "validation_accuracy_moving_averages": val_stale}
+    if val_ds is not None and val_stale > val_new:
+        _set_bn_statistics(model, stale)
+        choice["statistics"] = "moving averages"
+    return changes, choice
+
+
+def _bn_statistics(model) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every BatchNormalization's moving mean and variance (copies), by layer name."""
+    return {layer.name: (layer.moving_mean.numpy().copy(), layer.moving_variance.numpy().copy())
+            for layer in model.layers if _cls(layer) == "BatchNormalization"}
+
+
+def _set_bn_statistics(model, stats: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    for name, (mean, var) in stats.items():
+        layer = model.get_layer(name)
+        layer.moving_mean.assign(mean)
+        layer.moving_variance.assign(var)
+
+
 def weight_sparsity(model) -> dict:
     """Fraction of exactly-zero kernel weights per weighted layer and in total."""
     layers, zeros, size = {}, 0, 0
@@ -556,12 +588,16 @@ def finetune(model_path, out, *, lambda_a: float | None = None, lambda_w: float 
     wall = time.perf_counter() - t0
     detach_penalties(model)
     acc_stale_bn = evaluate_accuracy(model, test_ds)
-    bn_changes = {}
+    bn_changes, bn_choice = {}, None
     if bn_samples and epochs:
-        bn_changes = recalibrate_batchnorm(model, train_ds.pixels01()[:bn_samples]
-                                           if len(train_ds) > bn_samples else train_ds.pixels01())
-        log(f"re-estimated the BN moving statistics on {min(bn_samples, len(train_ds))} training images "
+        x_bn = train_ds.pixels01()[:bn_samples] if len(train_ds) > bn_samples else train_ds.pixels01()
+        bn_changes, bn_choice = re_estimate_batchnorm(model, x_bn, val_ds)
+        log(f"re-estimated the BN moving statistics on {len(x_bn)} training images "
             f"(test accuracy with the moving averages of fine-tuning: {acc_stale_bn * 100:.2f} %)")
+        if bn_choice["validation_accuracy_re_estimated"] is not None:
+            log(f"BN statistics kept: {bn_choice['statistics']} (validation accuracy "
+                f"{bn_choice['validation_accuracy_re_estimated'] * 100:.2f} % re-estimated, "
+                f"{bn_choice['validation_accuracy_moving_averages'] * 100:.2f} % moving averages)")
     acc_unpruned = evaluate_accuracy(model, test_ds)
     pruned = prune(model, epsilon)
     log(f"pruned {sum(pruned.values())} weights with |w| < {epsilon:g} "
@@ -598,7 +634,7 @@ def finetune(model_path, out, *, lambda_a: float | None = None, lambda_w: float 
             "sum_m_k": terms.total_m, "pruned_weights": pruned, "gamma_notes": notes,
             "penalties_per_epoch": logger.values, "lambda_defaults": list(defaults),
             "bn_recalibration": {"samples": min(bn_samples, len(train_ds)) if bn_changes else 0,
-                                 "max_relative_variance_change": bn_changes},
+                                 "max_relative_variance_change": bn_changes, **(bn_choice or {})},
         },
         "before": before,
         "after": after,

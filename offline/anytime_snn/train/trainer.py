@@ -126,12 +126,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, verbose: int | None = Non
                      validation_batch_size=500, verbose=verbose, shuffle=False)
     wall = time.perf_counter() - t0
     # The BN moving averages lag behind the weights in short runs (quick runs lost up to 30 points to
-    # it); inference uses the exact statistics of the final weights instead (see train.sparsity).
-    from .sparsity import recalibrate_batchnorm
+    # it); inference uses the exact statistics of the final weights instead, unless the moving averages
+    # classify the validation split better (see train.sparsity.re_estimate_batchnorm).
+    from .sparsity import re_estimate_batchnorm
 
     acc_moving_average = evaluate_accuracy(model, test_ds)
     bn_images = train_ds.pixels01()[:BN_SAMPLES]
-    recalibrate_batchnorm(model, bn_images)
+    _, bn_choice = re_estimate_batchnorm(model, bn_images, val_ds)
     test_acc = evaluate_accuracy(model, test_ds)
     val_acc = evaluate_accuracy(model, val_ds) if val_ds is not None else None
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +144,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, verbose: int | None = Non
         "train_wall_time_s": round(wall, 1),
         "test_accuracy_moving_average_bn": acc_moving_average,
         "bn_recalibration_samples": len(bn_images),
+        "bn_statistics": bn_choice,
         "epochs": cfg.epochs,
         "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
         "data": info,
