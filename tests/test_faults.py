@@ -69,6 +69,8 @@ def make_objective(comm):
             self.calls += 1
             if comm.rank == 1 and self.calls == int(os.environ.get("FAULT_KILL_RANK1_AT", "0")):
                 os.kill(os.getpid(), signal.SIGKILL)
+            if comm.rank == 1 and self.calls == int(os.environ.get("FAULT_STOP_RANK1_AT", "0")):
+                os.kill(os.getpid(), signal.SIGSTOP)  # hangs: neither dies nor answers
             res = reference.simulate(self.bundle(state), self.x, self.timesteps)
             correct = (res.predictions == self.labels[None, :]).sum(axis=1)
             tot = allreduce_sum(comm, np.concatenate([correct, res.events.sum(axis=1)]))
@@ -315,6 +317,41 @@ def test_mpi_rank_dying_ends_the_run_with_an_error_and_an_intact_checkpoint(refe
     proc = child(out, "--resume")  # one process picks it up
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_same_result(out, reference)
+
+
+def test_mpi_rank_that_hangs_is_aborted_after_the_rank_timeout(reference, tmp_path):
+    """A stopped rank never answers; MPI itself would wait forever. The others give up after
+    $ANYTIME_SNN_RANK_TIMEOUT seconds, abort the job, and the checkpoint resumes to the same result."""
+    pytest.importorskip("mpi4py")
+    mpiexec = VENV_BIN / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("the venv has no mpiexec")
+    out = tmp_path / "mpi"
+    env = dict(os.environ, FAULT_STOP_RANK1_AT="12", ANYTIME_SNN_RANK_TIMEOUT="3")
+    t0 = time.monotonic()
+    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(HERE), str(out)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    seconds = time.monotonic() - t0
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-3000:]
+    assert "rank 0: the other ranks did not answer within 3 s" in text and "--resume" in text, text[-3000:]
+    assert 3 < seconds < 60, f"{seconds:.0f} s"
+    done = assert_prefix_of(out, reference)
+    assert 2 <= done < len(reference["history"])
+    proc = child(out, "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_result(out, reference)
+
+
+def test_rank_timeout_setting(monkeypatch):
+    from anytime_snn.optimize.parallel import DEFAULT_RANK_TIMEOUT_S, RANK_TIMEOUT_ENV, rank_timeout
+
+    for raw, want in [("", DEFAULT_RANK_TIMEOUT_S), ("2.5", 2.5), ("0", None), ("-1", None), ("inf", None)]:
+        monkeypatch.setenv(RANK_TIMEOUT_ENV, raw)
+        assert rank_timeout() == want, raw
+    monkeypatch.setenv(RANK_TIMEOUT_ENV, "soon")
+    with pytest.raises(ConfigError, match=RANK_TIMEOUT_ENV):
+        rank_timeout()
 
 
 if __name__ == "__main__":

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import metrics
+from ..errors import ConfigError
 from ..model import Bundle
 
 
@@ -51,15 +54,47 @@ def world():
     return comm if comm.Get_size() > 1 else SingleProcess()
 
 
+RANK_TIMEOUT_ENV = "ANYTIME_SNN_RANK_TIMEOUT"
+DEFAULT_RANK_TIMEOUT_S = 600.0
+
+
+def rank_timeout() -> float | None:
+    """Seconds a rank waits in the all-reduce for the others before aborting the job (None: forever).
+
+    From ``$ANYTIME_SNN_RANK_TIMEOUT`` (0 or negative: wait forever), default 600 s. The wait starts when
+    this rank has finished its own shard, so the timeout bounds how far the slowest rank may lag behind,
+    not the length of an evaluation."""
+    raw = os.environ.get(RANK_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_RANK_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"{RANK_TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+    return value if value > 0 and math.isfinite(value) else None
+
+
 def allreduce_sum(comm, values: np.ndarray) -> np.ndarray:
+    """Sum int64 ``values`` over all ranks. MPI has no timeouts, so a rank that hangs (stopped,
+    deadlocked) would block the others forever: the sum is non-blocking and polled, and after
+    :func:`rank_timeout` seconds this rank aborts the whole job (checkpoints stay intact: ``--resume``)."""
     values = np.ascontiguousarray(values, np.int64)
     out = np.empty_like(values)
     if isinstance(comm, SingleProcess):
         out[...] = values
-    else:
-        from mpi4py import MPI
+        return out
+    from mpi4py import MPI
 
-        comm.Allreduce(values, out, op=MPI.SUM)
+    timeout = rank_timeout()
+    request = comm.Iallreduce(values, out, op=MPI.SUM)
+    start, pause = time.monotonic(), 1e-5
+    while not request.Test():
+        if timeout is not None and time.monotonic() - start > timeout:
+            sys.stderr.write(f"anytime-snn: rank {comm.rank}: the other ranks did not answer within {timeout:g} s "
+                             f"(a rank hangs?); aborting all ranks. Checkpoints are intact: rerun with --resume "
+                             f"(${RANK_TIMEOUT_ENV} sets the timeout)\n")
+            sys.stderr.flush()
+            comm.Abort(3)
+        time.sleep(pause)  # lighter than MPICH's busy-waiting blocking collectives
+        pause = min(2 * pause, 1e-3)
     return out
 
 
