@@ -173,24 +173,36 @@ def test_concurrent_queries_agree(box):
 def test_malformed_images_are_rejected_and_the_node_keeps_serving(box):
     before = box.ok("diagnostics")["values"]
     nan = np.full((2, 2), np.nan, np.float32).tobytes().hex()
-    bad = [
-        dict(height=28, width=28, encoding="yuv422", step=56, data_hex="00" * (56 * 28)),
-        dict(height=28, width=28, encoding="mono8", step=28, data_hex="00" * 100),
-        dict(height=0, width=0, encoding="mono8", step=0),
-        dict(height=100000, width=100000, encoding="mono8", step=100000, data_hex="00" * 10),
-        dict(height=2, width=2, encoding="32FC1", step=8, data_hex=nan),
-        dict(height=28, width=28, encoding="rgb8", step=20, data_hex="00" * 560),
+    bad = [  # (message fields, the reason it is rejected for)
+        (dict(height=28, width=28, encoding="yuv422", step=56, data_hex="00" * (56 * 28)), "encoding"),
+        (dict(height=28, width=28, encoding="mono8", step=28, data_hex="00" * 100), "data_size"),
+        (dict(height=0, width=0, encoding="mono8", step=0), "size"),
+        (dict(height=100000, width=100000, encoding="mono8", step=100000, data_hex="00" * 10), "size"),
+        (dict(height=2, width=2, encoding="32FC1", step=8, data_hex=nan), "non_finite"),
+        (dict(height=28, width=28, encoding="rgb8", step=20, data_hex="00" * 560), "step"),
     ]
-    for fields in bad:
-        box.ok("publish_raw", count=3, **fields)
+
+    def count(diag, reason):
+        return int(diag.get(f"rejected_{reason}", 0))
+
+    # The image topic is best-effort (sensor QoS): a burst can lose messages, so a kind whose reason
+    # has not been counted yet is sent again (as a camera would send the next frame).
+    pending = bad
+    for _ in range(5):
+        for fields, _reason in pending:
+            box.ok("publish_raw", count=3, **fields)
+        after = box.ok("diagnostics")["values"]
+        pending = [(f, r) for f, r in pending if count(after, r) <= count(before, r)]
+        if not pending:
+            break
+    assert not pending, (pending, after)
     box.ok("clear")
     reply = box.ok("stream", indices=[20])  # still serving
     assert any(e["final"] for e in reply["estimates"])
     assert box.ok("alive")["running"]
     after = box.ok("diagnostics")["values"]
     assert int(after["frames_rejected"]) >= int(before["frames_rejected"]) + len(bad)
-    for reason in ("encoding", "data_size", "size", "non_finite", "step"):
-        assert int(after.get(f"rejected_{reason}", 0)) > 0, after
+    assert int(after["frames_processed"]) > int(before["frames_processed"])  # the good image after them ran
     assert "No module named" not in box.ok("log")["log"]
 
 
