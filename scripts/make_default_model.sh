@@ -10,8 +10,10 @@
 #  5. NLopt Subplex optimization of the firing-rate scales H and initial potentials V0 with the paper's
 #     budgets 100/1000/10000 on 1000 training images x 50 steps (~70 min on 2 cores; resumable);
 #  6. per-timestep confidence calibration on 2000 held-out validation images -> models/default.
-# About 1.5 hours on 2 CPU cores. Intermediate files go to $WORK (default runs/default, git-ignored);
-# rerunning after an interruption resumes the optimization from its last checkpoint.
+# About 1.5 hours on 2 CPU cores. Intermediate files go to $WORK (default runs/default, git-ignored).
+# Rerunning skips a trained or fine-tuned model already in $WORK and resumes the optimization from its
+# last checkpoint; delete $WORK to start from scratch. (The bundled model's ANN was trained before
+# training chose its BN statistics on the validation split; a retrain may pick differently.)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
