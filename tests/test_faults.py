@@ -296,17 +296,21 @@ def test_forged_checkpoint_with_a_pickle_is_never_unpickled(saved_twice, tmp_pat
 # ----------------------------------------------------------------------------- an MPI rank dies
 
 
-def test_mpi_rank_dying_ends_the_run_with_an_error_and_an_intact_checkpoint(reference, tmp_path):
+def two_ranks(out: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run this file's optimizer as 2 MPI ranks with extra environment; return the process and its seconds."""
     pytest.importorskip("mpi4py")
     mpiexec = VENV_BIN / "mpiexec"
     if not mpiexec.exists():
         pytest.skip("the venv has no mpiexec")
-    out = tmp_path / "mpi"
-    env = dict(os.environ, FAULT_KILL_RANK1_AT="12")  # rank 1 is SIGKILLed in its 12th evaluation
     t0 = time.monotonic()
     proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(HERE), str(out)], capture_output=True,
-                          text=True, timeout=120, env=env)
-    seconds = time.monotonic() - t0
+                          text=True, timeout=120, env=dict(os.environ, **env))
+    return proc, time.monotonic() - t0
+
+
+def test_mpi_rank_dying_ends_the_run_with_an_error_and_an_intact_checkpoint(reference, tmp_path):
+    out = tmp_path / "mpi"
+    proc, seconds = two_ranks(out, FAULT_KILL_RANK1_AT="12")  # rank 1 is SIGKILLed in its 12th evaluation
     assert proc.returncode != 0, "the run went on without rank 1"
     text = proc.stdout + proc.stderr
     assert "BAD TERMINATION" in text and "signal 9" in text, text[-3000:]
@@ -322,16 +326,8 @@ def test_mpi_rank_dying_ends_the_run_with_an_error_and_an_intact_checkpoint(refe
 def test_mpi_rank_that_hangs_is_aborted_after_the_rank_timeout(reference, tmp_path):
     """A stopped rank never answers; MPI itself would wait forever. The others give up after
     $ANYTIME_SNN_RANK_TIMEOUT seconds, abort the job, and the checkpoint resumes to the same result."""
-    pytest.importorskip("mpi4py")
-    mpiexec = VENV_BIN / "mpiexec"
-    if not mpiexec.exists():
-        pytest.skip("the venv has no mpiexec")
     out = tmp_path / "mpi"
-    env = dict(os.environ, FAULT_STOP_RANK1_AT="12", ANYTIME_SNN_RANK_TIMEOUT="3")
-    t0 = time.monotonic()
-    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(HERE), str(out)], capture_output=True,
-                          text=True, timeout=120, env=env)
-    seconds = time.monotonic() - t0
+    proc, seconds = two_ranks(out, FAULT_STOP_RANK1_AT="12", ANYTIME_SNN_RANK_TIMEOUT="3")
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-3000:]
     assert "rank 0: the other ranks did not answer within 3 s" in text and "--resume" in text, text[-3000:]
