@@ -263,7 +263,13 @@ def test_policy_latest_preempts_a_paced_frame(box):
     finally:
         assert box.ok("set_params", params={"timestep_period": 0.0})["results"][0]["successful"]
     assert old[-1]["final"] and old[-1]["timestep"] < 40, old[-1]
-    assert sum(e["final"] for e in old) == 1
+    # One final per frame, its last estimate. (Image 13 is re-sent when its first estimate is slow, on a
+    # loaded machine: each copy is a frame of its own, and each is preempted by the next.)
+    frames = {e["frame_seq"] for e in old}
+    for seq in frames:
+        mine = [e for e in old if e["frame_seq"] == seq]
+        assert [e["final"] for e in mine] == [False] * (len(mine) - 1) + [True], mine
+        assert mine[-1]["timestep"] < 40, mine[-1]
     final_new = [e for e in new if e["final"]]
     assert final_new and final_new[-1]["timestep"] == 40
     assert final_new[-1]["elapsed"] >= 1.2 - 0.02  # paced: 40 steps at 30 ms
