@@ -2,7 +2,7 @@
 
   .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50 [--engine numba|tf]
   .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50
-  .venv/bin/python benchmarks/bench_optimize.py --neuron-steps 200 --model runs/sparsity/dense/snn
+  .venv/bin/python benchmarks/bench_optimize.py --neuron-steps 200 --model runs/sparsity/dense/snn [--step-layer 1]
   .venv/bin/python benchmarks/bench_optimize.py --compare BASELINE OTHER... --test-images 2000
 
 Evaluates the start point and a few seeded perturbations of it (neuron-level log eta and V0) on the
@@ -11,8 +11,8 @@ seconds per evaluation (median) and every loss, so runs at different rank counts
 for bit-identical objective values.
 
 With --neuron-steps N, evaluates N steps like those of the neuron phase's first Subplex sweep instead
-(the log eta of a pair of neighbouring first-layer neurons changed per evaluation, 8 evaluations per
-pair, pairs in order) twice, interleaved: with the incremental simulator (only the samples the step
+(the log eta of a pair of neighbouring neurons of hidden layer --step-layer, default 0, changed per
+evaluation, 8 evaluations per pair, pairs in order) twice, interleaved: with the incremental simulator (only the samples the step
 reaches are simulated again) and with full runs. It checks that both give the same losses and prints
 both medians and their ratio.
 
@@ -46,6 +46,7 @@ def main() -> int:
     p.add_argument("--engine", default="auto", choices=["auto", "numba", "tf"], help="simulator (default auto = numba)")
     p.add_argument("--json", help="append the result line to this file")
     p.add_argument("--neuron-steps", type=int, default=0, help="benchmark N neuron-phase steps, incremental vs full")
+    p.add_argument("--step-layer", type=int, default=0, help="the hidden layer whose neurons the steps change")
     p.add_argument("--compare", nargs="+", metavar="BUNDLE", help="baseline bundle, then the bundles to compare")
     p.add_argument("--test-images", type=int, default=2000)
     args = p.parse_args()
@@ -114,7 +115,7 @@ def neuron_steps(args, inc, full) -> int:
     for step in range(args.neuron_steps):
         state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
         j = 2 * (step // 8)
-        state.log_eta[0][j:j + 2] += rng.normal(0, 0.25, 2)
+        state.log_eta[args.step_layer][j:j + 2] += rng.normal(0, 0.25, 2)
         step_losses = []
         for name, obj in runs:
             t0 = time.perf_counter()
@@ -127,7 +128,8 @@ def neuron_steps(args, inc, full) -> int:
     stats = inc.sim.incremental.stats  # rank 0's shard
     med = {k: statistics.median(v) for k, v in seconds.items()}
     out = {"mode": "neuron-steps", "engine": inc.sim.engine_name, "ranks": inc.comm.size, "subset": args.subset,
-           "timesteps": args.timesteps, "steps": args.neuron_steps, "seconds_per_eval_median": med,
+           "timesteps": args.timesteps, "steps": args.neuron_steps, "step_layer": args.step_layer,
+           "seconds_per_eval_median": med, "readout_runs_rank0": stats.readout_runs,
            "samples_simulated_fraction_rank0": (stats.samples_simulated - stats.samples_total // (args.neuron_steps + 1))
            / (stats.samples_total - stats.samples_total // (args.neuron_steps + 1)),
            "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0]}

@@ -13,8 +13,8 @@ from anytime_snn.optimize.params import FullState, apply_state, hidden_layers
 from anytime_snn.optimize.parallel import ShardedSimulator
 from anytime_snn.sim.batch_engine import BatchEngine
 from anytime_snn.sim.incremental import IncrementalSimulator
-from anytime_snn.testing import random_bundle, random_inputs
-from net_strategies import DENSE_SPECS, SPECS
+from anytime_snn.testing import NetSpec, random_bundle, random_inputs
+from net_strategies import DENSE_SPECS, NEURONS, SPECS
 
 
 def _assert_same(inc, full):
@@ -78,6 +78,35 @@ def test_incremental_runs_equal_full_runs(spec, seed, batch):
         state, bundle = _change(base, state, hidden, rng)
 
 
+@pytest.mark.parametrize("neuron", NEURONS, ids=lambda n: f"{n.reset}-r{n.refractory_steps}-d{n.delay_steps}")
+@pytest.mark.parametrize("dense", [(9,), (10, 7)], ids=["analog-input", "spiking-input"])
+def test_last_hidden_layer_steps_read_out_without_simulating(neuron, dense):
+    """Steps that change only last-hidden-layer neurons (eta, V0, several at once) take the readout
+    path, which must equal full runs under every neuron dynamics, and leave a cache that later
+    first-layer steps and full runs still agree with."""
+    spec = NetSpec(input_shape=(12,), convs=(), dense=dense, classes=4, neuron=neuron, zero_fraction=0.3)
+    base = random_bundle(spec, 11)
+    rng = np.random.default_rng(11)
+    for layer in base.weighted_layers[:-1]:
+        layer.bias = (layer.bias - rng.integers(0, 3, layer.bias.shape) / 4).astype(np.float32)
+    x, timesteps = random_inputs(spec, 24, 11), 16
+    hidden = hidden_layers(base)
+    inc = IncrementalSimulator(BatchEngine(base, threads=2, block=5), x, timesteps)
+    full = BatchEngine(base, threads=1)
+    state = FullState.start(hidden, 0.5)
+    last = len(hidden) - 1
+    for step in range(12):
+        if step:
+            i = 0 if step % 4 == 3 else last
+            j = rng.integers(0, hidden[i].channels, size=int(rng.integers(1, 4)))
+            state.log_eta[i][j] += rng.normal(0, 0.5, len(j))
+            state.v0[i][j] = rng.uniform(0, hidden[i].threshold, len(j))
+        bundle = apply_state(base, state, hidden)
+        full.set_parameters(bundle)
+        _assert_same(inc.run(bundle), full.run(x, timesteps))
+    assert inc.stats.readout_runs == (11 if last == 0 else 8)  # (a first-layer step may reach every sample)
+
+
 @pytest.fixture(scope="module")
 def mnist_default(default_mnist):
     return default_mnist(48)
@@ -85,7 +114,8 @@ def mnist_default(default_mnist):
 
 def test_single_neuron_steps_on_the_bundled_model_simulate_few_samples(mnist_default):
     """The optimizer's neuron-phase step (one neuron's eta and V0) on real weights and digits: the
-    result equals a full run, and only the samples where that neuron fires are simulated again."""
+    result equals a full run; a first-layer step simulates again only the samples where that neuron
+    fires, a last-hidden-layer step none (the output layer is read out again)."""
     base, x, _ = mnist_default
     hidden = hidden_layers(base)
     inc = IncrementalSimulator(BatchEngine(base, threads=2), x, 12)
@@ -101,7 +131,8 @@ def test_single_neuron_steps_on_the_bundled_model_simulate_few_samples(mnist_def
         full.set_parameters(bundle)
         _assert_same(inc.run(bundle), full.run(x, 12))
     assert inc.stats.runs == 10 and inc.stats.full_runs == 1
-    assert inc.stats.samples_simulated < 0.7 * inc.stats.samples_total
+    assert inc.stats.readout_runs == 5  # steps 1, 3, 5, 7, 9 change the last hidden layer
+    assert inc.stats.samples_simulated < len(x) + 0.7 * 4 * len(x)  # the full run + steps 2, 4, 6, 8
 
 
 def test_unchanged_parameters_reach_nothing_and_huge_caches_take_the_full_path(mnist_default):

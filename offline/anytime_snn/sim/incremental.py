@@ -23,6 +23,12 @@ Which samples a change reaches, layer by layer from the input (``A`` = the sampl
 - a change in the output layer's own parameters, in a convolution, or in the network's structure:
   every sample (a full run).
 
+A change confined to neurons of the last hidden layer (half of the neuron phase on a net with two
+hidden layers: Subplex sweeps the coordinates in order) needs no simulation at all: each changed
+neuron is simulated alone over every sample with its full dynamics, its new spikes replace its old
+ones in the cached spikes of that layer, and only the output layer (a few integrators) is read out
+again, for the samples where a changed neuron fires before or after.
+
 Only dense layers get the incremental path; a bundle with convolutions still runs, in full, when a
 convolution's parameters change. The cache (each hidden layer's spikes of every sample as lists of
 the neurons that fired at each step) is bounded by ``max_cache_bytes``; above it every run is full.
@@ -76,6 +82,7 @@ class _Change:
 class Stats:
     runs: int = 0
     full_runs: int = 0
+    readout_runs: int = 0  # last-hidden-layer changes: no sample simulated, the output layer read out again
     samples_simulated: int = 0
     samples_total: int = 0
 
@@ -105,6 +112,12 @@ class IncrementalSimulator:
         self.stats.samples_total += n
         params = [_layer_params(layer, shape) for layer, shape in zip(bundle.weighted_layers, self.engine.out_shapes)]
         changes = self._changes(params) if self._params is not None and self.cacheable else None
+        if changes is not None and self._layers:
+            cols = _last_hidden_only(changes, params)
+            if cols is not None:
+                self._replace_last_hidden(params, cols)
+                self._params = params
+                return self._public()
         reached = self._reach(changes, params) if changes is not None and self._layers else None
         if reached is None or reached.all():
             # A full run. Its spikes are kept only where the next call is likely a small step too:
@@ -189,17 +202,50 @@ class IncrementalSimulator:
     def _fires(self, i: int, p: _Params, cols: np.ndarray, skip: np.ndarray) -> np.ndarray:
         """Whether each of neurons ``cols`` of layer i, simulated alone under parameters ``p``,
         fires in each sample outside ``skip`` (from the cached input spikes)."""
+        fires, _ = self._alone(i, p, cols, skip, first_only=True)
+        return fires
+
+    def _alone(self, i: int, p: _Params, cols: np.ndarray, skip: np.ndarray,
+               first_only: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Neurons ``cols`` of layer i simulated alone under ``p`` in every sample outside ``skip``, from
+        the cached input spikes: whether each sample saw one of them fire, and (unless ``first_only``:
+        stop at the first spike) their spike trains, (N, T, len(cols)) bool."""
         n, t = len(self.x), self.timesteps
         w = np.ascontiguousarray(p.weights[:, cols].T)  # (k, inputs)
-        b, v0 = p.bias[cols], p.v0[cols]
         cfg = p.neuron
-        out = np.zeros(n, bool)
+        fires = np.zeros(n, bool)
+        trains = np.zeros((1, 1, 1) if first_only else (n, t, len(cols)), bool)
+        args = (w, p.bias[cols], p.v0[cols], np.float32(cfg.threshold), cfg.reset == "subtract",
+                cfg.refractory_steps, cfg.delay_steps, t, skip, first_only, fires, trains)
         if i == 0:
-            _analog_fires(self.x, w, b, v0, np.float32(cfg.threshold), cfg.delay_steps, t, skip, out)
+            _analog_alone(self.x, *args)
         else:
             src = self._layers[i - 1]
-            _spiking_fires(src.ptr, src.idx, w, b, v0, np.float32(cfg.threshold), cfg.delay_steps, t, skip, out)
-        return out
+            _spiking_alone(src.ptr, src.idx, *args)
+        return fires, trains
+
+    def _replace_last_hidden(self, params: list[_Params], cols: np.ndarray) -> None:
+        """Apply a change of neurons ``cols`` of the last hidden layer without simulating any sample:
+        their new spike trains replace the old ones in the cache, the events and spike counts change
+        by the difference, and the output layer is read out again where they fire before or after."""
+        h, out = len(params) - 2, params[-1]
+        trains = self._alone(h, params[h], cols, np.zeros(len(self.x), bool), first_only=False)[1]
+        layer, r = self._layers[h], self._result
+        reached = trains.any(axis=(1, 2)) | layer.present[:, cols].any(axis=1)
+        position = np.full(layer.present.shape[1], -1, np.int64)
+        position[cols] = np.arange(len(cols))
+        fan_old = np.count_nonzero(self._params[-1].weights[cols], axis=1).astype(np.int64)
+        fan_new = np.count_nonzero(out.weights[cols], axis=1).astype(np.int64)
+        layer.ptr, layer.idx = _replace_neurons(layer.ptr, layer.idx, cols.astype(np.int32), position, trains,
+                                                reached, fan_old, fan_new, self.timesteps,
+                                                r.sample_spikes[h], r.events)
+        layer.present[:, cols] = trains.any(axis=1)
+        sub = np.flatnonzero(reached)
+        preds = np.empty((self.timesteps, len(sub)), np.int32)
+        _readout(layer.ptr, layer.idx, out.weights, out.bias, out.v0, out.neuron.delay_steps, self.timesteps,
+                 sub, preds)
+        r.predictions[:, sub] = preds
+        self.stats.readout_runs += 1
 
     # ------------------------------------------------------------------ the cache
 
@@ -235,6 +281,17 @@ class IncrementalSimulator:
                             input_events=r.input_events.copy())
 
 
+def _last_hidden_only(changes: list[_Change], params: list[_Params]) -> np.ndarray | None:
+    """The changed neurons when a change touches only neurons of the last hidden layer (their
+    incoming weights, bias, V0 and outgoing weights, no synapse appearing or vanishing), else None."""
+    h = len(changes) - 2
+    if h < 0 or params[h].kind != "dense" or params[-1].kind != "dense":
+        return None
+    if any(len(c.rows) for c in changes) or any(len(c.cols) for i, c in enumerate(changes) if i != h):
+        return None
+    return changes[h].cols if len(changes[h].cols) else None
+
+
 def _layer_params(layer, out_shape) -> _Params:
     return _Params(layer.kind, np.asarray(layer.weights, np.float32),
                    np.broadcast_to(np.asarray(layer.bias, np.float32), out_shape).reshape(-1) if layer.kind == "dense"
@@ -246,14 +303,25 @@ def _layer_params(layer, out_shape) -> _Params:
 
 # ----------------------------------------------------------------------------- kernels
 # The single-neuron kernels repeat the engine's float32 operations in the engine's order
-# (current summed from zero in ascending input order, then + bias, then V + current): until its
-# first spike a neuron's potential is the same number here and in the engine. After that spike
-# nothing more is needed, so reset and refractory settings never matter here.
+# (current summed from zero in ascending input order, then + bias, then V + current; reset and
+# refractory period as in the engine's _integrate): a neuron's potential is the same number here and
+# in the engine at every step. The readout repeats the engine's output layer likewise.
 
 if numba is not None:
 
+    @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+    def _step(v, refr, cur, bias, theta, sub, refrac):  # pragma: no cover - compiled
+        """One NL-IAF step of one neuron, in the engine's order: (v, refractory left, spiked)."""
+        if refr > 0:
+            return v, refr - 1, False
+        v = v + (cur + bias)
+        if v >= theta:
+            return (v - theta if sub else np.float32(0.0)), refrac, True
+        return v, 0, False
+
     @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _analog_fires(x, w, bias, v0, theta, delay, steps, skip, out):  # pragma: no cover - compiled
+    def _analog_alone(x, w, bias, v0, theta, sub, refrac, delay, steps, skip, first_only, fires,
+                      trains):  # pragma: no cover - compiled
         for b in range(x.shape[0]):
             if skip[b]:
                 continue
@@ -264,37 +332,118 @@ if numba is not None:
                 for j in range(xb.shape[0]):
                     if xb[j] != 0:
                         a += xb[j] * wk[j]
-                v = v0[k]
+                v, refr = v0[k], 0
                 for t in range(steps):
-                    cur = (a if t >= delay else np.float32(0.0)) + bias[k]
-                    v = v + cur
-                    if v >= theta:
-                        out[b] = True
-                        break
-                if out[b]:
+                    v, refr, spiked = _step(v, refr, a if t >= delay else np.float32(0.0), bias[k], theta, sub, refrac)
+                    if spiked:
+                        fires[b] = True
+                        if first_only:
+                            break
+                        trains[b, t, k] = True
+                if first_only and fires[b]:
                     break
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _spiking_fires(ptr, idx, w, bias, v0, theta, delay, steps, skip, out):  # pragma: no cover - compiled
-        n = skip.shape[0]
-        for b in range(n):
+    def _spiking_alone(ptr, idx, w, bias, v0, theta, sub, refrac, delay, steps, skip, first_only, fires,
+                       trains):  # pragma: no cover - compiled
+        for b in range(skip.shape[0]):
             if skip[b]:
                 continue
             for k in range(w.shape[0]):
                 wk = w[k]
-                v = v0[k]
+                v, refr = v0[k], 0
                 for t in range(steps):
                     cur = np.float32(0.0)
-                    if t >= delay:
+                    if t >= delay and refr == 0:
                         r = b * steps + t - delay
                         for q in range(ptr[r], ptr[r + 1]):
                             cur += wk[idx[q]]
-                    v = v + (cur + bias[k])
-                    if v >= theta:
-                        out[b] = True
-                        break
-                if out[b]:
+                    v, refr, spiked = _step(v, refr, cur, bias[k], theta, sub, refrac)
+                    if spiked:
+                        fires[b] = True
+                        if first_only:
+                            break
+                        trains[b, t, k] = True
+                if first_only and fires[b]:
                     break
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def _replace_neurons(ptr, idx, cols, position, trains, reached, fan_old, fan_new, steps, spikes,
+                         events):  # pragma: no cover - compiled
+        """The CSR with the spikes of neurons ``cols`` (ascending; ``position[c]``: c's index in
+        ``cols`` or -1) replaced by ``trains`` in the ``reached`` samples; adds the differences in
+        spike counts and synaptic events to ``spikes`` (T, N) and ``events`` (T, N) in place."""
+        n = reached.shape[0]
+        k = cols.shape[0]
+        out_ptr = np.zeros(n * steps + 1, np.int64)
+        for b in range(n):
+            for t in range(steps):
+                r = b * steps + t
+                count = ptr[r + 1] - ptr[r]
+                if reached[b]:
+                    d_spikes, d_events = 0, 0
+                    for q in range(ptr[r], ptr[r + 1]):
+                        s = position[idx[q]]
+                        if s >= 0:
+                            d_spikes -= 1
+                            d_events -= fan_old[s]
+                    for s in range(k):
+                        if trains[b, t, s]:
+                            d_spikes += 1
+                            d_events += fan_new[s]
+                    count += d_spikes
+                    spikes[t, b] += d_spikes
+                    events[t, b] += d_events
+                out_ptr[r + 1] = out_ptr[r] + count
+        out_idx = np.empty(out_ptr[-1], np.int32)
+        for b in range(n):
+            if not reached[b]:
+                a0, a1 = ptr[b * steps], ptr[(b + 1) * steps]
+                out_idx[out_ptr[b * steps]:out_ptr[(b + 1) * steps]] = idx[a0:a1]
+                continue
+            for t in range(steps):  # merge two ascending lists: the kept old spikes and the new ones
+                r = b * steps + t
+                q, end, s, o = ptr[r], ptr[r + 1], 0, out_ptr[r]
+                while True:
+                    while q < end and position[idx[q]] >= 0:
+                        q += 1
+                    while s < k and not trains[b, t, s]:
+                        s += 1
+                    if q >= end and s >= k:
+                        break
+                    if s >= k or (q < end and idx[q] < cols[s]):
+                        out_idx[o] = idx[q]
+                        q += 1
+                    else:
+                        out_idx[o] = cols[s]
+                        s += 1
+                    o += 1
+        return out_ptr, out_idx
+
+    @numba.njit(cache=True, nogil=True, parallel=True, boundscheck=False)
+    def _readout(ptr, idx, w, bias, v0, delay, steps, samples, preds):  # pragma: no cover - compiled
+        """The output layer (integrators, argmax readout) of ``samples`` from the CSR spikes of its
+        input, as the engine computes it: current from zero over the inputs in ascending order, + bias."""
+        nout = w.shape[1]
+        for s in numba.prange(samples.shape[0]):
+            b = samples[s]
+            v = v0.copy()
+            cur = np.empty(nout, np.float32)
+            for t in range(steps):
+                cur[:] = 0
+                if t >= delay:
+                    r = b * steps + t - delay
+                    for q in range(ptr[r], ptr[r + 1]):
+                        wj = w[idx[q]]
+                        for c in range(nout):
+                            cur[c] += wj[c]
+                for c in range(nout):
+                    v[c] += cur[c] + bias[c]
+                best = 0
+                for c in range(1, nout):
+                    if v[c] > v[best]:
+                        best = c
+                preds[t, s] = best
 
     @numba.njit(cache=True, nogil=True, parallel=True)
     def _compact(raster, counts):  # pragma: no cover - compiled
