@@ -76,6 +76,20 @@ def test_layouts_double_the_dimension_and_refine_exactly():
     assert np.all(lower[:27] == -3) and np.all(upper[:27] == 3) and np.all(lower[27:] == 0) and np.all(upper[27:] == 1)
 
 
+def test_output_first_sweep_order_starts_at_the_last_hidden_layer():
+    bundle = random_bundle(CONV, 3)
+    bundle.layers.insert(1, Layer(name="pool", kind="max_pool2d"))  # layer 1 is searched at layer level
+    hidden = hidden_layers(bundle)
+    lay = Layout(hidden, "neuron")  # k = 1 + 4 + 12 + 7: layer 1's one group, then 4, 12 and 7 neurons
+    perm = lay.sweep_order("output-first")
+    k = lay.k
+    eta = [*range(17, 24), *range(5, 17), *range(1, 5), 0]
+    assert perm.tolist() == eta + [k + i for i in eta]
+    assert np.array_equal(lay.sweep_order("input-first"), np.arange(2 * k))
+    for g in ("model", "layer"):  # only the neuron phase is reordered
+        assert np.array_equal(Layout(hidden, g).sweep_order("output-first"), np.arange(Layout(hidden, g).dimension))
+
+
 def test_layer_level_scale_before_max_pooling():
     bundle = random_bundle(CONV, 3)
     bundle.layers.insert(1, Layer(name="pool", kind="max_pool2d"))  # schema-only kind: the rule is structural
@@ -108,6 +122,10 @@ def test_config_is_validated():
         OptimizeConfig(phases=("model",), budgets=(1, 2))
     with pytest.raises(ConfigError, match="v0_init"):
         OptimizeConfig(v0_init=1.5)
+    with pytest.raises(ConfigError, match="neuron_order"):
+        OptimizeConfig(neuron_order="random")
+    assert "neuron_order" not in OptimizeConfig().identity()  # checkpoints from before the option resume
+    assert OptimizeConfig(neuron_order="output-first").identity()["neuron_order"] == "output-first"
 
 
 def test_checkpoint_files_are_atomic_generations_without_pickles(tmp_path):
@@ -185,6 +203,19 @@ def test_interrupted_run_resumes_to_the_same_result(objective, tmp_path):
     assert _strip(r.history) == _strip(ref.history)
     assert np.array_equal(r.state.flat(), ref.state.flat())
     assert r.simulated < ref.simulated  # the checkpointed part was replayed, not simulated
+
+
+def test_output_first_changes_only_the_neuron_phase(objective, tmp_path):
+    """The option changes only the neuron phase's path, the result is never worse than the start, and
+    a resume must use the same order."""
+    ref = _run(objective, tmp_path / "in")
+    r = _run(objective, tmp_path / "out", neuron_order="output-first")
+    n_before = 1 + CFG["budgets"][0] + CFG["budgets"][1]
+    assert _strip(r.history[:n_before]) == _strip(ref.history[:n_before])
+    assert _strip(r.history[n_before:]) != _strip(ref.history[n_before:])
+    assert r.best["loss"] <= r.start["loss"]
+    with pytest.raises(ConfigError, match="neuron_order"):
+        _run(objective, tmp_path / "out", resume=True)
 
 
 def test_distributed_evaluate_in_one_process_equals_evaluate():

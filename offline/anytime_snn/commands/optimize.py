@@ -53,6 +53,10 @@ def add_arguments(parser) -> None:
                         help="neuron dynamics to optimize under (default: the bundle's own)")
     parser.add_argument("--v0-init", type=float, default=0.5,
                         help="initial V0 as a fraction of the threshold (default 0.5, high-entropy)")
+    parser.add_argument("--neuron-order", choices=["input-first", "output-first"], default="input-first",
+                        help="order of Subplex's sweep over the neuron phase's coordinates (default input-first: "
+                             "hidden layer 1 first). output-first starts at the last hidden layer, whose steps "
+                             "need no re-simulation (docs/optimize.md)")
     parser.add_argument("--a-max", default="1", metavar="1|ann|provenance|ACC",
                         help="a_max of P_l and P_p: 1 (default: every step's shortfall from perfect accuracy, so "
                              "extra events never lower the loss), 'ann' the ANN's accuracy on the very images "
@@ -181,7 +185,7 @@ def run(args) -> int:
     if any(b != int(b) for b in budgets):
         raise ConfigError(f"--budgets must be whole numbers, got {args.budgets!r}")
     config = OptimizeConfig(phases=phases, budgets=[int(b) for b in budgets], v0_init=args.v0_init, seed=args.seed,
-                            checkpoint_every=args.checkpoint_every)
+                            checkpoint_every=args.checkpoint_every, neuron_order=args.neuron_order)
     lambdas = _floats(args.lambdas, "--lambdas")
 
     bundle = load_bundle(_converted(args, comm) if str(args.model).endswith(".keras") else args.model)

@@ -36,6 +36,7 @@ from ..errors import ConfigError
 from ..model import Bundle
 
 GRANULARITIES = ("model", "layer", "neuron")
+NEURON_ORDERS = ("input-first", "output-first")
 LOG_ETA_BOUND = 3.0
 LOG_ETA_STEP = 0.25  # Subplex's initial step in log eta (a factor of about 1.28)
 V0_STEP = 0.1  # initial step in V0 (fraction of the threshold)
@@ -145,6 +146,15 @@ class Layout:
         lower = np.concatenate([np.full(self.k, -LOG_ETA_BOUND), np.zeros(self.k)])
         upper = np.concatenate([np.full(self.k, LOG_ETA_BOUND), vmax])
         return lower, upper
+
+    def sweep_order(self, neuron_order: str) -> np.ndarray:
+        """A permutation of the phase vector's entries: Subplex optimizes z[perm]. Identity except in the
+        neuron phase with ``"output-first"``: log eta of the hidden layers from the last to the first,
+        then their V0 likewise (each layer's own entries stay in ascending order)."""
+        if self.granularity != "neuron" or neuron_order == "input-first":
+            return np.arange(self.dimension)
+        per_layer = [np.unique(g) for g in self.groups][::-1]
+        return np.concatenate([half + idx for half in (0, self.k) for idx in per_layer])
 
     def initial_step(self) -> np.ndarray:
         _, upper = self.bounds()

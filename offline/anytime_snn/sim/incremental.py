@@ -23,8 +23,7 @@ Which samples a change reaches, layer by layer from the input (``A`` = the sampl
 - a change in the output layer's own parameters, in a convolution, or in the network's structure:
   every sample (a full run).
 
-A change confined to neurons of the last hidden layer (half of the neuron phase on a net with two
-hidden layers: Subplex sweeps the coordinates in order) needs no simulation at all: each changed
+A change confined to neurons of the last hidden layer needs no simulation at all: each changed
 neuron is simulated alone over every sample with its full dynamics, its new spikes replace its old
 ones in the cached spikes of that layer, and only the output layer (a few integrators) is read out
 again, for the samples where a changed neuron fires before or after.
