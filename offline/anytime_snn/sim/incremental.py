@@ -214,13 +214,10 @@ class IncrementalSimulator:
         cfg = p.neuron
         fires = np.zeros(n, bool)
         trains = np.zeros((1, 1, 1) if first_only else (n, t, len(cols)), bool)
-        args = (w, p.bias[cols], p.v0[cols], np.float32(cfg.threshold), cfg.reset == "subtract",
-                cfg.refractory_steps, cfg.delay_steps, t, skip, first_only, fires, trains)
-        if i == 0:
-            _analog_alone(self.x, *args)
-        else:
-            src = self._layers[i - 1]
-            _spiking_alone(src.ptr, src.idx, *args)
+        src = self._layers[i - 1] if i else _LayerSpikes(np.zeros(1, np.int64), np.zeros(0, np.int32), None)
+        _simulate_alone(i == 0, self.x, src.ptr, src.idx, w, p.bias[cols], p.v0[cols], np.float32(cfg.threshold),
+                        cfg.reset == "subtract", cfg.refractory_steps, cfg.delay_steps, t, skip, first_only, fires,
+                        trains)
         return fires, trains
 
     def _replace_last_hidden(self, params: list[_Params], cols: np.ndarray) -> None:
@@ -319,44 +316,31 @@ if numba is not None:
         return v, 0, False
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _analog_alone(x, w, bias, v0, theta, sub, refrac, delay, steps, skip, first_only, fires,
-                      trains):  # pragma: no cover - compiled
-        for b in range(x.shape[0]):
-            if skip[b]:
-                continue
-            xb = x[b]
-            for k in range(w.shape[0]):
-                a = np.float32(0.0)
-                wk = w[k]
-                for j in range(xb.shape[0]):
-                    if xb[j] != 0:
-                        a += xb[j] * wk[j]
-                v, refr = v0[k], 0
-                for t in range(steps):
-                    v, refr, spiked = _step(v, refr, a if t >= delay else np.float32(0.0), bias[k], theta, sub, refrac)
-                    if spiked:
-                        fires[b] = True
-                        if first_only:
-                            break
-                        trains[b, t, k] = True
-                if first_only and fires[b]:
-                    break
-
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _spiking_alone(ptr, idx, w, bias, v0, theta, sub, refrac, delay, steps, skip, first_only, fires,
-                       trains):  # pragma: no cover - compiled
+    def _simulate_alone(analog, x, ptr, idx, w, bias, v0, theta, sub, refrac, delay, steps, skip, first_only, fires,
+                        trains):  # pragma: no cover - compiled
+        """Neurons (rows of ``w``) simulated alone: input ``x`` (analog, the first layer: the engine's
+        per-frame current) or the CSR spikes ``ptr``/``idx`` of the previous layer."""
         for b in range(skip.shape[0]):
             if skip[b]:
                 continue
             for k in range(w.shape[0]):
                 wk = w[k]
+                a = np.float32(0.0)
+                if analog:
+                    xb = x[b]
+                    for j in range(xb.shape[0]):
+                        if xb[j] != 0:
+                            a += xb[j] * wk[j]
                 v, refr = v0[k], 0
                 for t in range(steps):
                     cur = np.float32(0.0)
                     if t >= delay and refr == 0:
-                        r = b * steps + t - delay
-                        for q in range(ptr[r], ptr[r + 1]):
-                            cur += wk[idx[q]]
+                        if analog:
+                            cur = a
+                        else:
+                            r = b * steps + t - delay
+                            for q in range(ptr[r], ptr[r + 1]):
+                                cur += wk[idx[q]]
                     v, refr, spiked = _step(v, refr, cur, bias[k], theta, sub, refrac)
                     if spiked:
                         fires[b] = True
