@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anytime_snn.sim import reference
@@ -13,21 +13,21 @@ from anytime_snn.sim.batch_engine import BatchEngine, supports
 from anytime_snn.sim.select import resolve
 from anytime_snn.sim.streaming import StreamingEngine
 from anytime_snn.testing import NetSpec, dense_bundle, random_bundle, random_inputs
-from net_strategies import DENSE_SPECS, SPECS
+from net_strategies import DENSE_SPECS, GRAPH_SPECS, SPECS, draw_bundle
 
 
-@settings(max_examples=40, deadline=None)
-@given(spec=st.one_of(SPECS, DENSE_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 6),
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(spec=st.one_of(SPECS, DENSE_SPECS, GRAPH_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 6),
        block=st.integers(1, 4), threads=st.sampled_from([1, 2]))
 def test_batch_engine_matches_reference(spec, seed, batch, block, threads):
-    """Every layer kind and neuron configuration, batch > 1, blocks that split the batch unevenly."""
-    try:
-        bundle = random_bundle(spec, seed)
-    except ValueError:  # kernel larger than the shrunken image: not a valid network
-        return
+    """Every layer kind (strides, paddings, depthwise, zero padding, max pools, residual inputs) and neuron
+    configuration, batch > 1, blocks that split the batch unevenly."""
+    bundle = draw_bundle(spec, seed)
     x, timesteps = random_inputs(spec, batch, seed), 12
     ref = reference.simulate(bundle, x, timesteps)
-    res = BatchEngine(bundle, threads=threads, block=block).run(x, timesteps, record_v_out=True)
+    res = BatchEngine(bundle, threads=threads, block=block).run(x, timesteps, record_v_out=True, record_spikes=True)
+    for raster, want in zip(res.spike_rasters, ref.spikes, strict=True):  # spike for spike, every hidden layer
+        np.testing.assert_array_equal(raster, want.transpose(1, 0, 2))
     np.testing.assert_array_equal(res.v_out, ref.v_out.astype(np.float32))
     np.testing.assert_array_equal(res.predictions, ref.predictions)
     np.testing.assert_array_equal(res.events, ref.events)
@@ -98,24 +98,26 @@ def test_engine_selection():
 
 @pytest.mark.parametrize("layer", [("zero_pad2d", 1, 0, 1, "valid"), ("max_pool2d", 2, 0, 2, "valid"),
                                    ("residual", 3, 0, 1, "same")])
-def test_graph_layers_go_to_the_tf_engine(layer):
-    """Padding, max pooling and residual inputs are not simulated here: never a silently wrong result."""
+def test_graph_layers_run_here_not_on_the_tf_engine(layer):
+    """Padding, max pooling and residual inputs are simulated here: ``auto`` never needs TF on a CPU."""
     spec = NetSpec(input_shape=(6, 6, 2), convs=(("conv2d", 3, 2, 1, "same"), layer), dense=(5,), classes=3)
     bundle = random_bundle(spec, 0)
-    assert not supports(bundle) and resolve(bundle, "auto") == "tf"
-    with pytest.raises(ValueError, match="does not simulate"):
-        BatchEngine(bundle)
-    with pytest.raises(ValueError, match="use --engine tf"):
-        resolve(bundle, "numba")
+    assert supports(bundle) and resolve(bundle, "auto") == "numba" and resolve(bundle, "numba") == "numba"
+    x = random_inputs(spec, 3, 0)
+    ref = reference.simulate(bundle, x, 9)
+    assert ref.events.sum() > 0
+    res = BatchEngine(bundle, block=2).run(x, 9, record_v_out=True)
+    np.testing.assert_array_equal(res.v_out, ref.v_out.astype(np.float32))
+    np.testing.assert_array_equal(res.events, ref.events)
 
 
 def test_streaming_engine_scatters_sparse_spikes_into_convolutions(monkeypatch):
     """The streaming engine's event-driven convolution (this module's scatter kernel) against the reference."""
-    from anytime_snn.sim import batch_engine
+    from anytime_snn.sim import synapses
 
     calls = []
-    real = batch_engine.spike_block_current
-    monkeypatch.setattr(batch_engine, "spike_block_current", lambda *a: (calls.append(1), real(*a)))
+    real = synapses.spike_block_current
+    monkeypatch.setattr(synapses, "spike_block_current", lambda *a: (calls.append(1), real(*a)))
     spec = NetSpec(input_shape=(8, 8, 2), convs=(("conv2d", 3, 4, 2, "same"), ("depthwise_conv2d", 3, 0, 1, "same"),
                                                  ("conv2d", 2, 3, 1, "valid")), dense=(6,), classes=4)
     bundle = random_bundle(spec, 3)

@@ -1,86 +1,62 @@
 """Event-driven batched CPU engine (numba): the default simulator of the optimizer and the evaluator.
 
 Why a second batched engine: spikes are sparse (about 10 % of the dense MNIST model's neurons fire
-per step), so summing only the weight rows of the neurons that fired does ~10x fewer operations
-than the TF engine's per-step GEMMs, which multiply every zero as well. Design:
+per step), so adding only the synapses of the neurons that fired does ~10x fewer operations than
+the TF engine's per-step GEMMs, which multiply every zero as well. Design:
 
 - Samples are independent, so blocks of ``block`` samples run in parallel (numba ``prange``), each
   block for all T steps. Within a block, a dense layer's current is built input neuron by input
   neuron: weight row j is loaded once per step and added to the current of every sample of the
-  block whose neuron j spiked (the row stays in cache across the samples).
-- Convolutions scatter each input spike through the kernel (event-driven convolution); the first
-  layer's analog current is the same scatter weighted by the pixel values, once per frame.
-- Every sample's currents are summed in ascending input order from zero, then the bias is added
-  (exactly the order of the streaming engine), so a sample's result does not depend on the block,
-  the chunking or the number of MPI ranks: results are bit-identical across rank counts.
-- Synaptic events are counted in integers (spikes x non-zero fan-out), per sample.
-
-Supports chains of dense, conv2d, depthwise_conv2d and flatten layers with every neuron
-configuration (reset mode, refractory period, synaptic delay); zero padding, max pooling and
-residual inputs are not simulated here. :func:`supports` says whether a bundle can run here
-(otherwise :mod:`.select` picks :class:`~anytime_snn.sim.tf_engine.TFEngine`).
+  block whose neuron j spiked (the row stays in cache across the samples). A convolution adds, for
+  each spike, the kernel slice of that input channel to its receptive window (:mod:`.synapses`);
+  the kernel and a sample's currents stay in cache.
+- The first layer's analog current is the same scatter weighted by the input values, once per frame.
+- Every sample's currents are summed in ascending input order from zero, then the bias is added,
+  then the residual input (exactly the order of the streaming engine), so a sample's result does not
+  depend on the block, the chunking or the number of MPI ranks.
+- Every layer kind: each layer's output (spikes of a hidden layer, of a max pool, a zero-padded or
+  flattened copy) is a ring of ``delay + 1`` per-step bool maps of its consumers' largest synaptic
+  delay; flatten shares its input's ring. Zero padding writes the interior of a zero-bordered map,
+  the spiking max pool keeps per-sample spike counts and the largest count of each window (a unit
+  fires when that grows; the windows of an input are found by index arithmetic), a residual input
+  adds the per-neuron skip weight where its (delayed) source spiked.
+- Synaptic events are counted in integers (spikes x non-zero fan-out), per sample, at emission.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from ..model.bundle import Bundle
-from ..model.layers import Layer, output_shape, same_padding
-from . import ops
+from ..model.layers import Layer, output_shape, same_padding, skip_index
+from . import ops, synapses
 from .result import EngineResult, checked_inputs
+from .synapses import (G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW, G_PL, G_PT, G_SH,
+                       G_SIZE, G_SW, numba)
 
-try:
-    if os.environ.get("ANYTIME_SNN_NO_NUMBA"):
-        raise ImportError("disabled by ANYTIME_SNN_NO_NUMBA")
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
-
-SUPPORTED_KINDS = ("dense", "conv2d", "depthwise_conv2d", "flatten")
-_KIND_CODE = {"dense": 0, "conv2d": 1, "depthwise_conv2d": 2}
-# Columns of the per-layer integer table handed to the kernel.
-(KIND, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, PT, PL, NIN, NOUT, WOFF, NOFF, FOFF, REFRAC, DELAY, SUB,
- ROFF, NCOLS) = range(23)
+# Operation codes of the program (weighted kinds share synapses.KIND_CODE).
+FLATTEN, ZERO_PAD, MAX_POOL = 3, 4, 5
+# Columns of a program row after the synapse geometry: offsets into the flat parameter and state
+# arrays, neuron dynamics, the buffers (rings of per-step bool maps) read and written.
+(WOFF, WEND, NOFF, FOFF, REFRAC, DELAY, SUB, SRC, DST, SKIP, SKOFF, HID, POFF, WIDX,
+ NCOLS) = range(G_SIZE, G_SIZE + 15)
+# Columns of the buffer table: offset (in neurons x slots, per sample), neurons, ring slots.
+BOFF, BN, BR = range(3)
 # Samples per block: a dense block's currents (block x neurons float32) should stay in the L2 cache.
 DEFAULT_BLOCK_BYTES = 256 << 10
 
 
 def unsupported(bundle: Bundle) -> list[str]:
-    """The layers this engine does not simulate: other kinds, and residual (``skip``) inputs."""
-    return [f"{layer.name} ({layer.kind}{', residual input' if getattr(layer, 'skip', None) else ''})"
-            for layer in bundle.layers if layer.kind not in SUPPORTED_KINDS or getattr(layer, "skip", None)]
+    """Layers this engine does not simulate: none of the kinds a bundle can hold (kept for callers)."""
+    return [f"{layer.name} ({layer.kind})" for layer in bundle.layers
+            if not layer.weighted and layer.kind not in ("flatten", "zero_pad2d", "max_pool2d")]
 
 
 def supports(bundle: Bundle) -> bool:
-    """True when this engine simulates every layer (a chain of the supported kinds) and numba is available."""
+    """True when numba is available (every layer kind is simulated)."""
     return numba is not None and not unsupported(bundle)
-
-
-def layer_row(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
-    """The kernel's integer description of a weighted layer's synapses (offsets left at 0)."""
-    r = np.zeros(NCOLS, np.int64)
-    h, w, c = (in_shape if len(in_shape) == 3 else (1, 1, in_shape[0]))
-    oh, ow, oc = (out_shape if len(out_shape) == 3 else (1, 1, out_shape[0]))
-    r[[KIND, IH, IW, IC, OH, OW, OC]] = _KIND_CODE[layer.kind], h, w, c, oh, ow, oc
-    r[[NIN, NOUT]] = math.prod(in_shape), math.prod(out_shape)
-    if layer.kind != "dense":
-        kh, kw = layer.weights.shape[:2]
-        pads = ((same_padding(h, kh, layer.strides[0])[0], same_padding(w, kw, layer.strides[1])[0])
-                if layer.padding == "same" else (0, 0))
-        r[[KH, KW, SH, SW, PT, PL]] = kh, kw, *layer.strides, *pads
-    return r
-
-
-def spike_block_current(row: np.ndarray, weights: np.ndarray, spikes: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = the synaptic current of spike vector spikes[i] through one layer, event-driven
-    (each spike scattered through its synapses, inputs in ascending order). ``weights`` is the
-    layer's flat float32 tensor; ``row`` from :func:`layer_row`. The streaming engine uses it for
-    sparse spike blocks into convolutions."""
-    _spike_block(row, weights, spikes, out)
 
 
 class BatchEngine:
@@ -98,52 +74,116 @@ class BatchEngine:
             raise ValueError(f"the batched CPU engine does not simulate {', '.join(bad)}; use TFEngine")
         self.threads = threads
         self._structure(bundle)
-        self.block = int(block) if block else max(1, min(256, DEFAULT_BLOCK_BYTES // (4 * max(self.meta[:, NOUT]))))
+        widest = max(self.prog[:, G_NOUT])
+        self.block = int(block) if block else max(1, min(256, DEFAULT_BLOCK_BYTES // (4 * widest)))
         self._raster_buffer = np.empty(0, np.bool_)
         self.set_parameters(bundle)
 
     def _structure(self, bundle: Bundle) -> None:
-        rows, shape = [], tuple(bundle.input.shape)
-        woff = noff = foff = roff = 0
+        """The program: one row per layer from the first weighted one, and the buffer table."""
+        layers = bundle.layers
+        shapes, shape = [], tuple(bundle.input.shape)
+        for layer in layers:
+            shapes.append(shape)
+            shape = output_shape(layer, shape)
+        out_shapes = shapes[1:] + [shape]
+        first = next(k for k, layer in enumerate(layers) if layer.weighted)
+        self.prefix = layers[:first]  # shape layers on the analog input (flatten, zero padding)
+        self.analog_shape = shapes[first]
+        buffer_of: dict[int, int] = {}  # layer index -> buffer holding its output
+        bufs: list[list[int]] = []  # [offset, neurons, slots]
+        rows = []
+        woff = noff = foff = skoff = poff = 0
         self.layers, self.in_shapes, self.out_shapes = [], [], []
-        for layer in bundle.layers:
-            out = output_shape(layer, shape)
+        for k in range(first, len(layers)):
+            layer = layers[k]
+            r = np.full(NCOLS, 0, np.int64)
+            r[[SRC, DST, SKIP, HID]] = -1
+            r[SRC] = buffer_of.get(k - 1, -1)
+            n_in, n_out = math.prod(shapes[k]), math.prod(out_shapes[k])
+            r[G_NIN], r[G_NOUT] = n_in, n_out
             if layer.weighted:
-                r = layer_row(layer, shape, out)
+                r[:G_SIZE] = synapses.geometry(layer, shapes[k], out_shapes[k])
                 n = layer.neuron
-                r[[NIN, NOUT, WOFF, NOFF, FOFF]] = math.prod(shape), math.prod(out), woff, noff, foff
-                r[[REFRAC, DELAY, SUB, ROFF]] = n.refractory_steps, n.delay_steps, n.reset == "subtract", roff
-                if rows:  # a spiking source: a ring of delay + 1 spike slots
-                    roff += n.delay_steps + 1
+                r[[WOFF, WEND, NOFF, FOFF, REFRAC, DELAY, SUB, WIDX]] = (
+                    woff, woff + layer.weights.size, noff, foff, n.refractory_steps, n.delay_steps,
+                    n.reset == "subtract", len(self.layers))
                 woff += layer.weights.size
-                noff += math.prod(out)
-                foff += math.prod(shape)
-                rows.append(r)
+                noff += n_out
+                foff += n_in
+                for source in (k - 1, skip_index(layers, k)):
+                    if source is not None and source in buffer_of:  # a spiking source: its ring keeps delay + 1 slots
+                        b = buffer_of[source]
+                        bufs[b][2] = max(bufs[b][2], n.delay_steps + 1)
+                if layer.skip is not None:
+                    r[SKIP], r[SKOFF] = buffer_of[skip_index(layers, k)], skoff
+                    skoff += n_out
+                if not layer.output:
+                    r[HID] = len(self.layers)
                 self.layers.append(layer)
-                self.in_shapes.append(shape)
-                self.out_shapes.append(out)
-            shape = out
-        self.meta = np.stack(rows)
-        self.n_slots = roff
-        self.num_classes = int(self.meta[-1, NOUT])
-        self.n_hidden = len(rows) - 1
+                self.in_shapes.append(shapes[k])
+                self.out_shapes.append(out_shapes[k])
+            elif layer.kind == "flatten":
+                r[G_KIND] = FLATTEN
+            else:
+                ih, iw, ic = shapes[k]
+                oh, ow, oc = out_shapes[k]
+                r[[G_KIND, G_IH, G_IW, G_IC, G_OH, G_OW, G_OC]] = (ZERO_PAD if layer.kind == "zero_pad2d" else MAX_POOL,
+                                                                   ih, iw, ic, oh, ow, oc)
+                if layer.kind == "zero_pad2d":
+                    (r[G_PT], _), (r[G_PL], _) = layer.pad
+                else:
+                    (ph, pw), (sh, sw) = layer.pool_size, layer.strides
+                    pt = same_padding(ih, ph, sh)[0] if layer.padding == "same" else 0
+                    pl = same_padding(iw, pw, sw)[0] if layer.padding == "same" else 0
+                    r[[G_KH, G_KW, G_SH, G_SW, G_PT, G_PL]] = ph, pw, sh, sw, pt, pl
+                    r[POFF] = poff
+                    poff += n_in + n_out  # spike counts of the inputs, largest count of each window
+            if layer.kind == "flatten" and k - 1 in buffer_of:
+                buffer_of[k] = buffer_of[k - 1]  # the same bool map, read as a vector
+            elif not (layer.weighted and layer.output):
+                buffer_of[k] = len(bufs)
+                bufs.append([0, n_out, 1])
+            r[DST] = buffer_of.get(k, -1)
+            rows.append(r)
+        offset = 0
+        for b in bufs:
+            b[0] = offset
+            offset += b[1] * b[2]
+        self.prog = np.stack(rows)
+        self.bufs = np.array(bufs, np.int64).reshape(-1, 3)
+        self.ring_size, self.pool_size = offset, poff
+        self.num_classes = math.prod(out_shapes[-1])
+        self.n_hidden = len(self.layers) - 1
         self.bundle = bundle
 
     def set_parameters(self, bundle: Bundle) -> None:
-        """Use the weights, biases, thresholds and V0 of ``bundle`` (same architecture) from now on."""
+        """Use the weights, biases, thresholds, V0 and skip weights of ``bundle`` (same architecture) from now on."""
         layers = bundle.weighted_layers
         same = len(layers) == len(self.layers) and all(
             a.kind == b.kind and a.weights.shape == b.weights.shape and a.neuron == b.neuron and a.strides == b.strides
-            and a.padding == b.padding for a, b in zip(layers, self.layers))
-        if not same:
+            and a.padding == b.padding and a.skip == b.skip for a, b in zip(layers, self.layers))
+        if not same or _graph(bundle) != _graph(self.bundle):
+
             raise ValueError("set_parameters needs the same architecture and neuron dynamics; build a new BatchEngine")
-        flat = lambda arrays: np.ascontiguousarray(np.concatenate([a.ravel() for a in arrays]))  # noqa: E731
-        self.weights = flat([layer.weights.astype(np.float32) for layer in layers])
+        flat = lambda arrays: np.ascontiguousarray(np.concatenate([a.ravel() for a in arrays] or [np.zeros(0)]))  # noqa: E731
+        self.weights = flat([layer.weights.astype(np.float32) for layer in layers]).astype(np.float32)
         self.bias = flat([np.broadcast_to(l.bias, s).astype(np.float32) for l, s in zip(layers, self.out_shapes)])
         self.v0 = flat([np.broadcast_to(l.v0, s).astype(np.float32) for l, s in zip(layers, self.out_shapes)])
         self.fanout = flat([ops.fanout(l, s).astype(np.int64) for l, s in zip(layers, self.in_shapes)])
+        skipped = [(l, s) for l, s in zip(layers, self.out_shapes) if l.skip is not None]
+        self.skip_weights = flat([np.broadcast_to(l.skip_weights, s).astype(np.float32) for l, s in skipped]
+                                 ).astype(np.float32)
+        self.skip_fanout = flat([ops.skip_fanout(l, s) for l, s in skipped]).astype(np.int64)
         self.thresholds = np.array([l.neuron.threshold for l in layers], np.float32)
         self.layers, self.bundle = layers, bundle
+
+    def analog(self, x: np.ndarray) -> np.ndarray:
+        """The first weighted layer's input: ``x`` through the shape layers before it, flat (N, n)."""
+        for layer in self.prefix:
+            if layer.kind == "zero_pad2d":
+                x = ops.zero_pad(x, layer)
+        return np.ascontiguousarray(x.reshape(len(x), math.prod(self.analog_shape)), np.float32)
 
     def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False,
             record_spikes: bool = False) -> EngineResult:
@@ -152,11 +192,12 @@ class BatchEngine:
         counts: what :mod:`.incremental` caches."""
         x = checked_inputs(x, self.bundle.input.shape, timesteps)
         n, t = x.shape[0], int(timesteps)
+        analog = self.analog(x)
         preds = np.zeros((t, n), np.int32)
         events = np.zeros((t, n), np.int64)
         spikes = np.zeros((self.n_hidden, t, n), np.int32)
         v_out = np.zeros((t, n, self.num_classes) if record_v_out else (0, 0, 0), np.float32)
-        sizes = [int(r[NOUT]) for r in self.meta[:-1]]
+        sizes = [math.prod(s) for s in self.out_shapes[:-1]]
         raster_off = np.concatenate([[0], np.cumsum([n * t * k for k in sizes])]).astype(np.int64)
         need = int(raster_off[-1]) if record_spikes else 0
         if need > self._raster_buffer.size:  # kept between runs: fresh pages would cost a fault each
@@ -167,100 +208,51 @@ class BatchEngine:
             if self.threads:
                 numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
             try:
-                _simulate(self.meta, self.thresholds, self.weights, self.bias, self.v0, self.fanout,
-                        np.ascontiguousarray(x.reshape(n, -1)), t, self.block, self.n_slots, preds, events, spikes,
-                        v_out, record_v_out, rasters, raster_off, record_spikes)
+                _simulate(self.prog, self.bufs, self.thresholds, self.weights, self.bias, self.v0, self.fanout,
+                          self.skip_weights, self.skip_fanout, analog, t, self.block, self.ring_size, self.pool_size,
+                          preds, events, spikes, v_out, record_v_out, rasters, raster_off, record_spikes)
             finally:
                 numba.set_num_threads(previous)
         return EngineResult(
             predictions=preds, events=events, layer_spikes=spikes.sum(axis=2, dtype=np.int64),
-            input_events=(x.reshape(n, self.meta[0, NIN]) != 0).astype(np.int64) @ self.fanout[:self.meta[0, NIN]],
+            input_events=(analog != 0).astype(np.int64) @ self.fanout[:self.prog[0, G_NIN]],
             v_out=v_out if record_v_out else None,
             spike_rasters=[rasters[a:b].reshape(n, t, k) for a, b, k in zip(raster_off, raster_off[1:], sizes)]
             if record_spikes else None,
             sample_spikes=spikes if record_spikes else None)
 
 
+def _graph(bundle: Bundle) -> list[tuple]:
+    """What the program takes from a bundle's shape layers (flatten is only a reshape)."""
+    return [(l.kind, l.pad, l.pool_size, l.strides, l.padding) if not l.weighted else ("weighted",)
+            for l in bundle.layers if l.kind != "flatten"]
+
+
 # ----------------------------------------------------------------------------- kernel
 
 
 if numba is not None:
+    from .synapses import DENSE, DEPTHWISE, add_analog, add_dense_rows, add_event, window
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _scatter(m, weights, j, value, out):  # pragma: no cover - compiled
-        """out += value x (the synapses of input neuron j of layer row m), ascending output index."""
-        kind = m[KIND]
-        w0 = m[WOFF]
-        if kind == 0:
-            nout = m[NOUT]
-            base = w0 + j * nout
-            for c in range(nout):
-                out[c] += value * weights[base + c]
-            return
-        ic = m[IC]
-        y, rem = divmod(j, m[IW] * ic)
-        x, c = divmod(rem, ic)
-        yp, xp = y + m[PT], x + m[PL]
-        kh, kw, sh, sw, oh, ow, oc = m[KH], m[KW], m[SH], m[SW], m[OH], m[OW], m[OC]
-        # Outputs in ascending order: oy ascending is ky descending (and likewise for x).
-        for ky in range(kh - 1, -1, -1):
-            r = yp - ky
-            if r < 0 or r % sh:
-                continue
-            oy = r // sh
-            if oy >= oh:
-                continue
-            for kx in range(kw - 1, -1, -1):
-                s = xp - kx
-                if s < 0 or s % sw:
-                    continue
-                ox = s // sw
-                if ox >= ow:
-                    continue
-                if kind == 1:
-                    wb = w0 + ((ky * kw + kx) * ic + c) * oc
-                    ob = (oy * ow + ox) * oc
-                    for co in range(oc):
-                        out[ob + co] += value * weights[wb + co]
-                else:
-                    out[(oy * ow + ox) * oc + c] += value * weights[w0 + (ky * kw + kx) * ic + c]
+    _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _spike_block(m, weights, spikes, out):  # pragma: no cover - compiled
-        for i in range(spikes.shape[0]):
-            out[i, :] = 0
-            for j in range(spikes.shape[1]):
-                if spikes[i, j]:
-                    _scatter(m, weights, j, np.float32(1.0), out[i])
+    @_jit
+    def _ring(ring_all, bufs, buf, nb):  # pragma: no cover - compiled
+        """Buffer ``buf`` of this block as (slots, nb, neurons)."""
+        off, n, r = bufs[buf, BOFF], bufs[buf, BN], bufs[buf, BR]
+        return ring_all[nb * off: nb * (off + n * r)].reshape((r, nb, n))
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _dense_rows(src, weights, nin, nout, nb, current):  # pragma: no cover - compiled
-        """current[b] += weight row j for every (b, j) with src[b, j]; row j is loaded once for all b.
+    @_jit
+    def _integrate(current, v, refractory, theta, sub, refrac, slot):  # pragma: no cover - compiled
+        """NL-IAF update of one layer for one step (paper eq. 1-2); spikes into ``slot``, spike count per sample.
 
-        ``weights`` is this layer's (nin x nout) slice: an offset added to the index here would stop
-        LLVM from vectorizing the inner loop (measured 8x slower).
-        """
-        for j in range(nin):
-            rb = j * nout
-            for b in range(nb):
-                if src[b, j]:
-                    for c in range(nout):
-                        current[b, c] += weights[rb + c]
-
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _integrate(current, v, refractory, theta, sub, refrac, fanout, slot):  # pragma: no cover - compiled
-        """NL-IAF update of one layer for one step (paper eq. 1-2); spikes into ``slot``.
-
-        Returns per sample (spikes, synaptic events). The common case (no refractory period) is
-        written without branches so that it vectorizes.
+        The common case (no refractory period) is written without branches so that it vectorizes.
         """
         nb, nout = current.shape
         fired = np.zeros(nb, np.int64)
-        events = np.zeros(nb, np.int64)
         zero = np.float32(0.0)
         for b in range(nb):
             f = 0
-            e = 0
             if refrac == 0:
                 for c in range(nout):
                     vk = v[b, c] + current[b, c]
@@ -268,7 +260,6 @@ if numba is not None:
                     slot[b, c] = s
                     v[b, c] = (vk - theta if sub else zero) if s else vk
                     f += s
-                    e += fanout[c] if s else 0
             else:
                 for c in range(nout):
                     if refractory[b, c] > 0:
@@ -282,50 +273,121 @@ if numba is not None:
                         vk = vk - theta if sub else zero
                         refractory[b, c] = refrac
                         f += 1
-                        e += fanout[c]
                     v[b, c] = vk
             fired[b] = f
-            events[b] = e
-        return fired, events
+        return fired
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def _simulate_block(meta, thresholds, weights, bias, v0, fanout, x, steps, b0, nb, n_slots, preds, events,
-                        spikes, v_out, record, rasters, raster_off, keep):  # pragma: no cover - compiled
+    @_jit
+    def _events(src, fanout, nb):  # pragma: no cover - compiled
+        """Per sample, the synaptic events of spike maps ``src`` (nb, n) through fan-out ``fanout``."""
+        out = np.zeros(nb, np.int64)
+        n = src.shape[1]
+        for b in range(nb):
+            e = 0
+            row = src[b]
+            for j in range(n):
+                e += fanout[j] if row[j] else 0
+            out[b] = e
+        return out
+
+    @_jit
+    def _zero_pad(m, src, dst, nb):  # pragma: no cover - compiled
+        """The interior of the zero-bordered output map (its border is never written)."""
+        ih, iw, ic, ow, pt, pl = m[G_IH], m[G_IW], m[G_IC], m[G_OW], m[G_PT], m[G_PL]
+        width = iw * ic
+        for b in range(nb):
+            for y in range(ih):
+                a = y * width
+                o = ((y + pt) * ow + pl) * ic
+                dst[b, o:o + width] = src[b, a:a + width]
+
+    @_jit
+    def _max_pool(m, src, dst, state, nb):  # pragma: no cover - compiled
+        """Spiking max pool: a unit fires iff the largest spike count of its window grows this step.
+
+        Counts only grow, so a window's new largest count is its old one or the count of an input
+        that fired now: only the windows of this step's spikes are visited.
+        """
+        ih, iw, ic, oh, ow = m[G_IH], m[G_IW], m[G_IC], m[G_OH], m[G_OW]
+        ph, pw, sh, sw, pt, pl = m[G_KH], m[G_KW], m[G_SH], m[G_SW], m[G_PT], m[G_PL]
+        nin = ih * iw * ic
+        for b in range(nb):
+            counts = state[b, :nin]
+            best = state[b, nin:]
+            out = dst[b]
+            out[:] = False
+            row = src[b]
+            for j in range(nin):
+                if not row[j]:
+                    continue
+                counts[j] += 1
+                cnt = counts[j]
+                y, rem = divmod(j, iw * ic)
+                x, c = divmod(rem, ic)
+                y0, y1 = window(y + pt, ph, sh, oh)
+                x0, x1 = window(x + pl, pw, sw, ow)
+                for oy in range(y0, y1):
+                    for ox in range(x0, x1):
+                        o = (oy * ow + ox) * ic + c
+                        if cnt > best[o]:
+                            best[o] = cnt
+                            out[o] = True
+
+    @_jit
+    def _simulate_block(prog, bufs, thresholds, weights, bias, v0, fanout, skip_w, skip_fan, x, steps, b0, nb,
+                        ring_size, pool_size, preds, events, spikes, v_out, record, rasters, raster_off,
+                        keep):  # pragma: no cover - compiled
         """Samples b0 .. b0 + nb - 1 for all steps (serial; the parallel driver runs blocks side by side).
 
         State is layer-major (each layer's (nb, n) block contiguous) and every helper gets
         zero-offset slices, which is what lets LLVM vectorize the inner loops.
         """
-        n_layers = meta.shape[0]
-        total = meta[n_layers - 1, NOFF] + meta[n_layers - 1, NOUT]
-        max_out = 0
-        max_in = 1
-        for i in range(n_layers):
-            max_out = max(max_out, meta[i, NOUT])
-            if i > 0:
-                max_in = max(max_in, meta[i, NIN])
-        first = meta[0]
-        n0 = first[NOUT]
-        last = meta[n_layers - 1]
+        n_ops = prog.shape[0]
+        last = prog[n_ops - 1]
+        total = last[NOFF] + last[G_NOUT]
+        max_out = 1
+        for i in range(n_ops):
+            if prog[i, G_KIND] <= DEPTHWISE:
+                max_out = max(max_out, prog[i, G_NOUT])
         v_all = np.empty(nb * total, np.float32)
         ref_all = np.zeros(nb * total, np.int32)
-        for i in range(n_layers):
-            noff, nout = meta[i, NOFF], meta[i, NOUT]
-            v = v_all[nb * noff: nb * (noff + nout)].reshape((nb, nout))
-            for b in range(nb):
-                v[b, :] = v0[noff:noff + nout]
+        for i in range(n_ops):
+            if prog[i, G_KIND] <= DEPTHWISE:
+                noff, nout = prog[i, NOFF], prog[i, G_NOUT]
+                v = v_all[nb * noff: nb * (noff + nout)].reshape((nb, nout))
+                for b in range(nb):
+                    v[b, :] = v0[noff:noff + nout]
+        first = prog[0]
+        n0 = first[G_NOUT]
+        w0 = weights[first[WOFF]:first[WEND]]
         analog = np.zeros((nb, n0), np.float32)
         for b in range(nb):
             row = x[b0 + b]
             for j in range(row.shape[0]):
                 if row[j] != 0:
-                    _scatter(first, weights, j, row[j], analog[b])
+                    add_analog(first, w0, j, row[j], analog[b])
         current_all = np.empty(nb * max_out, np.float32)
-        ring = np.zeros((max(n_slots, 1), nb, max_in), np.bool_)
+        ring_all = np.zeros(max(nb * ring_size, 1), np.bool_)
+        pool_all = np.zeros(max(nb * pool_size, 1), np.int32)
         for t in range(steps):
-            for i in range(n_layers):
-                m = meta[i]
-                nout, d, noff = m[NOUT], m[DELAY], m[NOFF]
+            for i in range(n_ops):
+                m = prog[i]
+                kind = m[G_KIND]
+                if kind == FLATTEN:
+                    continue
+                if kind == ZERO_PAD or kind == MAX_POOL:
+                    src = _ring(ring_all, bufs, m[SRC], nb)
+                    dst = _ring(ring_all, bufs, m[DST], nb)
+                    s_now = src[t % src.shape[0]]
+                    d_now = dst[t % dst.shape[0]]
+                    if kind == ZERO_PAD:
+                        _zero_pad(m, s_now, d_now, nb)
+                    else:
+                        size = m[G_NIN] + m[G_NOUT]
+                        state = pool_all[nb * m[POFF]: nb * (m[POFF] + size)].reshape((nb, size))
+                        _max_pool(m, s_now, d_now, state, nb)
+                    continue
+                nin, nout, d, noff = m[G_NIN], m[G_NOUT], m[DELAY], m[NOFF]
                 current = current_all[:nb * nout].reshape((nb, nout))
                 if i == 0:
                     if t >= d:
@@ -334,43 +396,61 @@ if numba is not None:
                         current[:, :] = 0
                 else:
                     current[:, :] = 0
+                    src = _ring(ring_all, bufs, m[SRC], nb)
+                    ev = _events(src[t % src.shape[0]], fanout[m[FOFF]:m[FOFF] + nin], nb)  # at emission
+                    for b in range(nb):
+                        events[t, b0 + b] += ev[b]
                     if t >= d:
-                        src = ring[m[ROFF] + (t - d) % (d + 1)]
-                        nin = m[NIN]
-                        if m[KIND] == 0:  # dense: one weight row, every sample that needs it
-                            _dense_rows(src, weights[m[WOFF]:m[WOFF] + nin * nout], nin, nout, nb, current)
+                        s = src[(t - d) % src.shape[0]]
+                        if kind == DENSE:  # dense: one weight row, every sample that needs it
+                            add_dense_rows(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current)
                         else:
+                            wl = weights[m[WOFF]:m[WEND]]
                             for b in range(nb):
+                                sb = s[b]
+                                cb = current[b]
                                 for j in range(nin):
-                                    if src[b, j]:
-                                        _scatter(m, weights, j, np.float32(1.0), current[b])
+                                    if sb[j]:
+                                        add_event(m, wl, j, cb)
                 lb = bias[noff:noff + nout]
                 for b in range(nb):
+                    cb = current[b]
                     for c in range(nout):
-                        current[b, c] += lb[c]
+                        cb[c] += lb[c]
+                if m[SKIP] >= 0:  # the residual input, after the bias (the streaming engine's order)
+                    src = _ring(ring_all, bufs, m[SKIP], nb)
+                    ev = _events(src[t % src.shape[0]], skip_fan[m[SKOFF]:m[SKOFF] + nout], nb)
+                    for b in range(nb):
+                        events[t, b0 + b] += ev[b]
+                    if t >= d:
+                        s = src[(t - d) % src.shape[0]]
+                        sw = skip_w[m[SKOFF]:m[SKOFF] + nout]
+                        for b in range(nb):
+                            for c in range(nout):
+                                if s[b, c]:
+                                    current[b, c] += sw[c]
                 v = v_all[nb * noff: nb * (noff + nout)].reshape((nb, nout))
-                if i == n_layers - 1:
+                if m[HID] < 0:  # the output layer accumulates
                     for b in range(nb):
                         for c in range(nout):
                             v[b, c] += current[b, c]
-                    break
-                nxt = meta[i + 1]
-                slot = ring[nxt[ROFF] + t % (nxt[DELAY] + 1)]
+                    continue
+                dst = _ring(ring_all, bufs, m[DST], nb)
+                slot = dst[t % dst.shape[0]]
                 refractory = ref_all[nb * noff: nb * (noff + nout)].reshape((nb, nout))
-                fired, ev = _integrate(current, v, refractory, thresholds[i], m[SUB], m[REFRAC],
-                                       fanout[nxt[FOFF]:nxt[FOFF] + nout], slot)
+                fired = _integrate(current, v, refractory, thresholds[m[WIDX]], m[SUB], m[REFRAC], slot)
+                h = m[HID]
                 for b in range(nb):
-                    spikes[i, t, b0 + b] = fired[b]
-                    events[t, b0 + b] += ev[b]
-                if keep:  # raster of layer i: (N, steps, nout) from raster_off[i]
+                    spikes[h, t, b0 + b] = fired[b]
+                if keep:  # raster of hidden layer h: (N, steps, nout) from raster_off[h]
                     for b in range(nb):  # (no slice views: their reference counts are shared atomics)
-                        base = raster_off[i] + ((b0 + b) * steps + t) * nout
+                        base = raster_off[h] + ((b0 + b) * steps + t) * nout
                         for c in range(nout):
                             rasters[base + c] = slot[b, c]
-            v = v_all[nb * last[NOFF]:].reshape((nb, last[NOUT]))
+            v = v_all[nb * last[NOFF]:].reshape((nb, last[G_NOUT]))
             for b in range(nb):
                 best = 0
-                for c in range(1, last[NOUT]):
+                for c in range(1, last[G_NOUT]):
                     if v[b, c] > v[b, best]:
                         best = c
                 preds[t, b0 + b] = best
@@ -378,10 +458,11 @@ if numba is not None:
                     v_out[t, b0 + b, :] = v[b]
 
     @numba.njit(cache=True, nogil=True, parallel=True)
-    def _simulate(meta, thresholds, weights, bias, v0, fanout, x, steps, block, n_slots, preds, events, spikes,
-                  v_out, record, rasters, raster_off, keep):  # pragma: no cover - compiled
+    def _simulate(prog, bufs, thresholds, weights, bias, v0, fanout, skip_w, skip_fan, x, steps, block, ring_size,
+                  pool_size, preds, events, spikes, v_out, record, rasters, raster_off, keep):  # pragma: no cover
         n = x.shape[0]
         for blk in numba.prange((n + block - 1) // block):
             b0 = blk * block
-            _simulate_block(meta, thresholds, weights, bias, v0, fanout, x, steps, b0, min(block, n - b0), n_slots,
-                            preds, events, spikes, v_out, record, rasters, raster_off, keep)
+            _simulate_block(prog, bufs, thresholds, weights, bias, v0, fanout, skip_w, skip_fan, x, steps, b0,
+                            min(block, n - b0), ring_size, pool_size, preds, events, spikes, v_out, record, rasters,
+                            raster_off, keep)

@@ -29,7 +29,8 @@ ones in the cached spikes of that layer, and only the output layer (a few integr
 again, for the samples where a changed neuron fires before or after.
 
 Only dense layers get the incremental path; a bundle with convolutions still runs, in full, when a
-convolution's parameters change. The cache (each hidden layer's spikes of every sample as lists of
+convolution's parameters change, and a bundle with zero padding, max pooling or residual inputs
+always runs in full. The cache (each hidden layer's spikes of every sample as lists of
 the neurons that fired at each step) is bounded by ``max_cache_bytes``; above it every run is full.
 """
 
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.bundle import Bundle
-from .batch_engine import NOUT, BatchEngine, numba
+from .batch_engine import BatchEngine, numba
 from .result import EngineResult
 
 DEFAULT_MAX_CACHE_BYTES = 2 << 30
@@ -98,8 +99,12 @@ class IncrementalSimulator:
         self.shape = x.shape[1:]
         self.x = np.ascontiguousarray(x.reshape(len(x), -1))
         n, t = len(self.x), self.timesteps
-        hidden = [int(r[NOUT]) for r in engine.meta[:-1]]
-        self.cacheable = sum(n * t * (k + 4) + n * k for k in hidden) <= max_cache_bytes
+        hidden = [int(np.prod(s)) for s in engine.out_shapes[:-1]]
+        # The rules below read a weighted layer's input as the previous weighted layer's spikes: with
+        # zero padding, max pooling or residual inputs in between they do not hold, so every run is full.
+        chain = all(layer.kind in ("dense", "conv2d", "depthwise_conv2d", "flatten") and layer.skip is None
+                    for layer in engine.bundle.layers)
+        self.cacheable = chain and sum(n * t * (k + 4) + n * k for k in hidden) <= max_cache_bytes
         self.stats = Stats()
         self._params: list[_Params] | None = None
         self._layers: list[_LayerSpikes] = []

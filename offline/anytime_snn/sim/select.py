@@ -1,4 +1,4 @@
-"""Which batched engine simulates a bundle offline: the event-driven CPU engine where it applies, else TF/XLA."""
+"""Which batched engine simulates a bundle offline: the event-driven CPU engine (every layer kind), TF/XLA for GPUs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ ENGINES = ("auto", "numba", "tf")
 
 
 def resolve(bundle: Bundle, engine: str = "auto") -> str:
-    """'numba' or 'tf'. ``auto`` picks the event-driven numba engine for every bundle it simulates
-    (on a CPU it beats the TF engine's dense per-step products because spikes are sparse) and the TF
-    engine otherwise; choose ``tf`` explicitly to run on a GPU."""
+    """'numba' or 'tf'. ``auto`` picks the event-driven numba engine, which simulates every layer kind
+    (on a CPU it beats the TF engine's dense per-step products because spikes are sparse); the TF
+    engine only where numba is missing. Choose ``tf`` explicitly to run on a GPU."""
     from .batch_engine import supports
 
     if engine not in ENGINES:
@@ -18,8 +18,7 @@ def resolve(bundle: Bundle, engine: str = "auto") -> str:
     if engine == "auto":
         return "numba" if supports(bundle) else "tf"
     if engine == "numba" and not supports(bundle):
-        kinds = sorted({layer.kind for layer in bundle.layers})
-        raise ValueError(f"the numba engine does not simulate this bundle (layer kinds {kinds}); use --engine tf")
+        raise ValueError("the numba engine is not available here (numba missing or disabled); use --engine tf")
     return engine
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..model.bundle import Bundle
 from ..model.layers import Layer, output_shape, skip_vector
-from . import batch_engine, kernels, ops
+from . import kernels, ops, synapses
 from .kernels import NUMPY as NUMPY_KERNELS
 
 # Below this fraction of active inputs a dense layer sums weight rows instead of running a GEMM.
@@ -51,12 +51,12 @@ class _Population:
         self.weights = np.ascontiguousarray(layer.weights, np.float32)
         # Convolutions fed by sparse spikes scatter each spike through the kernel (compiled only).
         self.conv_row = None
-        if layer.kind != "dense" and kernels is not NUMPY_KERNELS and batch_engine.numba is not None:
-            self.conv_row = batch_engine.layer_row(layer, in_shape, self.out_shape)
+        if layer.kind != "dense" and kernels is not NUMPY_KERNELS and synapses.numba is not None:
+            self.conv_row = synapses.geometry(layer, in_shape, self.out_shape)
             self.flat_weights = self.weights.ravel()
             # compile (or load from numba's cache) now, not on the first frame
-            batch_engine.spike_block_current(self.conv_row, self.flat_weights, np.zeros((1, self.n_in), bool),
-                                             np.empty((1, self.n), np.float32))
+            synapses.spike_block_current(self.conv_row, self.flat_weights, np.zeros((1, self.n_in), bool),
+                                         np.empty((1, self.n), np.float32))
         self.bias = np.ascontiguousarray(np.broadcast_to(layer.bias, self.out_shape).ravel(), np.float32)
         self.v0 = np.ascontiguousarray(np.broadcast_to(layer.v0, self.out_shape).ravel(), np.float32)
         self.fanout_in = ops.fanout(layer, in_shape).ravel().astype(np.float64)  # events per input spike
@@ -110,7 +110,7 @@ class _Population:
             else:
                 np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
         elif self.conv_row is not None and source.dtype == bool and spike_count < self.event_density * source.size:
-            batch_engine.spike_block_current(self.conv_row, self.flat_weights, source.reshape(k, self.n_in), out)
+            synapses.spike_block_current(self.conv_row, self.flat_weights, source.reshape(k, self.n_in), out)
         else:
             out[:] = ops.linear(self.layer, source.astype(np.float32, copy=False).reshape(k, *self.in_shape)).reshape(k, -1)
         out += self.bias
