@@ -116,10 +116,11 @@ def test_streaming_engine_scatters_sparse_spikes_into_convolutions(monkeypatch):
     from anytime_snn.sim import synapses
 
     calls = []
-    real = synapses.spike_block_current
-    monkeypatch.setattr(synapses, "spike_block_current", lambda *a: (calls.append(1), real(*a)))
-    spec = NetSpec(input_shape=(8, 8, 2), convs=(("conv2d", 3, 4, 2, "same"), ("depthwise_conv2d", 3, 0, 1, "same"),
-                                                 ("conv2d", 2, 3, 1, "valid")), dense=(6,), classes=4)
+    real = synapses.Synapses.block_current
+    monkeypatch.setattr(synapses.Synapses, "block_current", lambda *a: (calls.append(1), real(*a)))
+    spec = NetSpec(input_shape=(13, 12, 2), convs=(("conv2d", 3, 4, 2, "same"), ("depthwise_conv2d", 3, 0, 1, "same"),
+                                                   ("conv2d", 3, 5, 3, "same"), ("conv2d", 2, 3, 1, "valid")),
+                   dense=(6,), classes=4)
     bundle = random_bundle(spec, 3)
     x = random_inputs(spec, 3, 3)
     ref = reference.simulate(bundle, x, 12)

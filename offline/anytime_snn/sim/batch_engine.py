@@ -33,15 +33,15 @@ from ..model.bundle import Bundle
 from ..model.layers import Layer, output_shape, same_padding, skip_index
 from . import ops, synapses
 from .result import EngineResult, checked_inputs
-from .synapses import (G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW, G_PL, G_PT, G_SH,
+from .synapses import (CONV, DENSE, DEPTHWISE, G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW, G_PL, G_PT, G_SH,
                        G_SIZE, G_SW, numba)
 
 # Operation codes of the program (weighted kinds share synapses.KIND_CODE).
 FLATTEN, ZERO_PAD, MAX_POOL = 3, 4, 5
 # Columns of a program row after the synapse geometry: offsets into the flat parameter and state
 # arrays, neuron dynamics, the buffers (rings of per-step bool maps) read and written.
-(WOFF, WEND, NOFF, FOFF, REFRAC, DELAY, SUB, SRC, DST, SKIP, SKOFF, HID, POFF, WIDX,
- NCOLS) = range(G_SIZE, G_SIZE + 15)
+(WOFF, WEND, NOFF, FOFF, REFRAC, DELAY, SUB, SRC, DST, SKIP, SKOFF, HID, POFF, WIDX, ROWS, YTAB, XTAB,
+ NCOLS) = range(G_SIZE, G_SIZE + 18)
 # Columns of the buffer table: offset (in neurons x slots, per sample), neurons, ring slots.
 BOFF, BN, BR = range(3)
 # Samples per block: a dense block's currents (block x neurons float32) should stay in the L2 cache.
@@ -175,6 +175,18 @@ class BatchEngine:
         self.skip_weights = flat([np.broadcast_to(l.skip_weights, s).astype(np.float32) for l, s in skipped]
                                  ).astype(np.float32)
         self.skip_fanout = flat([ops.skip_fanout(l, s) for l, s in skipped]).astype(np.int64)
+        rows, tables = [], []  # conv2d kernels as contiguous window rows, and their window tables
+        for i in np.flatnonzero(self.prog[:, G_KIND] <= DEPTHWISE):
+            r, layer = self.prog[i], layers[self.prog[i, WIDX]]
+            if layer.kind == "conv2d":
+                w, ytab, xtab = synapses.conv_rows(layer, r[:G_SIZE])
+                r[ROWS] = sum(a.size for a in rows)
+                r[YTAB] = sum(a.size for a in tables)
+                r[XTAB] = r[YTAB] + ytab.size
+                rows.append(w)
+                tables += [ytab.ravel(), xtab.ravel()]
+        self.rows = flat(rows).astype(np.float32)
+        self.tables = flat(tables).astype(np.int64)
         self.thresholds = np.array([l.neuron.threshold for l in layers], np.float32)
         self.layers, self.bundle = layers, bundle
 
@@ -208,8 +220,8 @@ class BatchEngine:
             if self.threads:
                 numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
             try:
-                _simulate(self.prog, self.bufs, self.thresholds, self.weights, self.bias, self.v0, self.fanout,
-                          self.skip_weights, self.skip_fanout, analog, t, self.block, self.ring_size, self.pool_size,
+                _simulate(self.prog, self.bufs, self.thresholds, self.weights, self.rows, self.tables, self.bias,
+                          self.v0, self.fanout, self.skip_weights, self.skip_fanout, analog, t, self.block, self.ring_size, self.pool_size,
                           preds, events, spikes, v_out, record_v_out, rasters, raster_off, record_spikes)
             finally:
                 numba.set_num_threads(previous)
@@ -232,7 +244,7 @@ def _graph(bundle: Bundle) -> list[tuple]:
 
 
 if numba is not None:
-    from .synapses import DENSE, DEPTHWISE, add_analog, add_dense_rows, add_event, window
+    from .synapses import add_analog, add_dense_rows, add_event, conv_spikes, window
 
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -334,7 +346,7 @@ if numba is not None:
                             out[o] = True
 
     @_jit
-    def _simulate_block(prog, bufs, thresholds, weights, bias, v0, fanout, skip_w, skip_fan, x, steps, b0, nb,
+    def _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, b0, nb,
                         ring_size, pool_size, preds, events, spikes, v_out, record, rasters, raster_off,
                         keep):  # pragma: no cover - compiled
         """Samples b0 .. b0 + nb - 1 for all steps (serial; the parallel driver runs blocks side by side).
@@ -367,6 +379,10 @@ if numba is not None:
                 if row[j] != 0:
                     add_analog(first, w0, j, row[j], analog[b])
         current_all = np.empty(nb * max_out, np.float32)
+        max_in = 1
+        for i in range(n_ops):
+            max_in = max(max_in, prog[i, G_NIN])
+        cs = np.empty(max_in, np.int64)
         ring_all = np.zeros(max(nb * ring_size, 1), np.bool_)
         pool_all = np.zeros(max(nb * pool_size, 1), np.int32)
         for t in range(steps):
@@ -404,6 +420,12 @@ if numba is not None:
                         s = src[(t - d) % src.shape[0]]
                         if kind == DENSE:  # dense: one weight row, every sample that needs it
                             add_dense_rows(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current)
+                        elif kind == CONV:  # per spike, each window row: one contiguous run of weights
+                            wr = rows[m[ROWS]:m[ROWS] + m[WEND] - m[WOFF]]
+                            ytab = tables[m[YTAB]:m[XTAB]].reshape((m[G_IH], 2))
+                            xtab = tables[m[XTAB]:m[XTAB] + 3 * m[G_IW]].reshape((m[G_IW], 3))
+                            for b in range(nb):
+                                conv_spikes(m, wr, ytab, xtab, s[b], current[b], cs)
                         else:
                             wl = weights[m[WOFF]:m[WEND]]
                             for b in range(nb):
@@ -458,11 +480,12 @@ if numba is not None:
                     v_out[t, b0 + b, :] = v[b]
 
     @numba.njit(cache=True, nogil=True, parallel=True)
-    def _simulate(prog, bufs, thresholds, weights, bias, v0, fanout, skip_w, skip_fan, x, steps, block, ring_size,
-                  pool_size, preds, events, spikes, v_out, record, rasters, raster_off, keep):  # pragma: no cover
+    def _simulate(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, block,
+                  ring_size, pool_size, preds, events, spikes, v_out, record, rasters, raster_off,
+                  keep):  # pragma: no cover
         n = x.shape[0]
         for blk in numba.prange((n + block - 1) // block):
             b0 = blk * block
-            _simulate_block(prog, bufs, thresholds, weights, bias, v0, fanout, skip_w, skip_fan, x, steps, b0,
+            _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, b0,
                             min(block, n - b0), ring_size, pool_size, preds, events, spikes, v_out, record, rasters,
                             raster_off, keep)

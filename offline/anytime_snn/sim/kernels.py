@@ -98,6 +98,15 @@ try:
     def _integrate(current, v, refractory, threshold, subtract, refractory_steps, spikes):  # pragma: no cover
         k, n = current.shape
         zero = np.float32(0.0)
+        if refractory_steps == 0:  # without branches, so that it vectorizes (spikes are irregular)
+            for i in range(k):
+                row, s = current[i], spikes[i]
+                for j in range(n):
+                    vj = v[j] + row[j]
+                    f = vj >= threshold
+                    s[j] = f
+                    v[j] = (vj - threshold if subtract else zero) if f else vj
+            return
         for i in range(k):
             for j in range(n):
                 if refractory[j] > 0:
@@ -118,11 +127,12 @@ try:
         k, n = spikes.shape
         count = 0
         for i in range(k):
-            acc = 0.0
-            for j in range(n):
-                if spikes[i, j]:
-                    acc += fanout[j]
-                    count += 1
+            acc = 0
+            row = spikes[i]
+            for j in range(n):  # integers, without branches: a vectorized sum (spikes are too irregular to predict)
+                s = row[j]
+                acc += fanout[j] if s else 0
+                count += s
             events[i] += acc
         return count
 
@@ -178,7 +188,7 @@ def kernel_set(compiled: bool = True) -> SimpleNamespace:
     ks = COMPILED_KERNELS
     b, f = np.zeros((1, 1), bool), np.zeros((1, 1), np.float32)
     ks.integrate(f, np.zeros(1, np.float32), np.zeros(1, np.int32), np.float32(1), True, 0, b)
-    ks.spike_events(b, np.zeros(1), np.zeros(1))
+    ks.spike_events(b, np.zeros(1, np.int64), np.zeros(1, np.int64))
     ks.spike_rows_sum(b, f, f.copy())
     ks.input_current(np.zeros(1, np.float32), f, np.zeros(1, np.float32))
     ks.pool_step(b, np.zeros(2, np.int32), np.zeros(1, np.int32), np.zeros((1, 1), np.int64), b.copy())

@@ -50,16 +50,15 @@ class _Population:
         self.n_in, self.n = math.prod(in_shape), math.prod(self.out_shape)
         self.weights = np.ascontiguousarray(layer.weights, np.float32)
         # Convolutions fed by sparse spikes scatter each spike through the kernel (compiled only).
-        self.conv_row = None
+        self.conv = None
         if layer.kind != "dense" and kernels is not NUMPY_KERNELS and synapses.numba is not None:
-            self.conv_row = synapses.geometry(layer, in_shape, self.out_shape)
-            self.flat_weights = self.weights.ravel()
-            # compile (or load from numba's cache) now, not on the first frame
-            synapses.spike_block_current(self.conv_row, self.flat_weights, np.zeros((1, self.n_in), bool),
-                                         np.empty((1, self.n), np.float32))
+            self.conv = synapses.Synapses(layer, in_shape, self.out_shape)
         self.bias = np.ascontiguousarray(np.broadcast_to(layer.bias, self.out_shape).ravel(), np.float32)
         self.v0 = np.ascontiguousarray(np.broadcast_to(layer.v0, self.out_shape).ravel(), np.float32)
-        self.fanout_in = ops.fanout(layer, in_shape).ravel().astype(np.float64)  # events per input spike
+        # Events per input spike: integers for the compiled kernels (a vectorized integer sum), floats for
+        # NumPy's BLAS product.
+        count = np.float64 if kernels is NUMPY_KERNELS else np.int64
+        self.fanout_in = ops.fanout(layer, in_shape).ravel().astype(count)
         n = layer.neuron
         self.threshold = np.float32(n.threshold)
         self.subtract = bool(n.reset == "subtract")
@@ -73,7 +72,7 @@ class _Population:
         skip = skip_vector(layer, self.out_shape)
         self.skip = None if skip is None else np.ascontiguousarray(skip, np.float32)
         if self.skip is not None:
-            self.fanout_skip = ops.skip_fanout(layer, self.out_shape).astype(np.float64)
+            self.fanout_skip = ops.skip_fanout(layer, self.out_shape).astype(count)
             self.skip_current = np.empty((max_chunk, self.n), np.float32)
             self.skip_history = np.zeros((self.delay, self.n), bool)
 
@@ -109,8 +108,8 @@ class _Population:
                 self.kernels.spike_rows_sum(source, self.weights, out)
             else:
                 np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
-        elif self.conv_row is not None and source.dtype == bool and spike_count < self.event_density * source.size:
-            synapses.spike_block_current(self.conv_row, self.flat_weights, source.reshape(k, self.n_in), out)
+        elif self.conv is not None and source.dtype == bool and spike_count < self.event_density * source.size:
+            self.conv.block_current(source.reshape(k, self.n_in), out)
         else:
             out[:] = ops.linear(self.layer, source.astype(np.float32, copy=False).reshape(k, *self.in_shape)).reshape(k, -1)
         out += self.bias
@@ -243,7 +242,7 @@ class StreamingEngine:
         if not 1 <= k <= self.max_chunk:
             raise ValueError(f"k must be in [1, {self.max_chunk}], got {k}")
         steps = self._steps[:k] + self.t
-        events = np.zeros(k, np.float64)
+        events = np.zeros(k, self.first.fanout_in.dtype)
         first = self.first
         current = first.current[:k]
         current[:] = self._analog_current

@@ -49,10 +49,55 @@ def geometry(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
     return g
 
 
-def spike_block_current(g: np.ndarray, weights: np.ndarray, spikes: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = the synaptic current (no bias) of spike vector spikes[i] (k, n_in) bool through one
-    layer, event-driven. ``weights``: the layer's flat float32 tensor; ``g`` from :func:`geometry`."""
-    _spike_block(g, weights, spikes, out)
+def conv_rows(layer: Layer, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A conv2d kernel laid out so that one spike's window row is one contiguous run, and its tables.
+
+    For a spike at padded column xp, the outputs ox of its window are consecutive and use kernel
+    columns kx = xp - sw * ox, which step down by sw. Stored as (ky, c_in, kx by residue r = kx mod sw,
+    then descending within r, c_out), the weights of consecutive ox are consecutive too: the row of
+    outputs (oy, ox0 .. ox1, :) gets one contiguous run of (ox1 - ox0) x C_out weights added.
+    Returns (weights flat, ytab (ih, 2): oy range of input row y, xtab (iw, 3): ox0, count, and the
+    kernel-column slot of ox0).
+    """
+    k = np.asarray(layer.weights, np.float32)
+    kh, kw, ic, oc = k.shape
+    sh, sw = layer.strides
+    order, start = [], {}  # kernel columns in storage order
+    for r in range(sw):
+        start[r] = len(order)
+        order += sorted(range(r, kw, sw), reverse=True)
+    rows = np.ascontiguousarray(k.transpose(0, 2, 1, 3)[:, :, order, :]).ravel()
+    ytab = np.zeros((g[G_IH], 2), np.int64)
+    for y in range(g[G_IH]):
+        yp = y + g[G_PT]
+        ytab[y] = max(0, -(-(yp - kh + 1) // sh)), min(g[G_OH], yp // sh + 1)
+    xtab = np.zeros((g[G_IW], 3), np.int64)
+    for x in range(g[G_IW]):
+        xp = x + g[G_PL]
+        x0, x1 = max(0, -(-(xp - kw + 1) // sw)), min(g[G_OW], xp // sw + 1)
+        kx0 = xp - sw * x0
+        xtab[x] = x0, max(x1 - x0, 0), order.index(kx0) if x1 > x0 else 0
+    return rows, ytab, xtab
+
+
+class Synapses:
+    """One weighted layer's event-driven synapses for the streaming engine: ``block_current``."""
+
+    def __init__(self, layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
+        self.g = geometry(layer, in_shape, out_shape)
+        self.weights = np.ascontiguousarray(layer.weights, np.float32).ravel()
+        if layer.kind == "conv2d":
+            self.weights, self.ytab, self.xtab = conv_rows(layer, self.g)
+        else:
+            self.ytab, self.xtab = np.zeros((0, 2), np.int64), np.zeros((0, 3), np.int64)
+        n_in = int(self.g[G_NIN])
+        self.channels = np.empty(int(self.g[G_IC]), np.int64)
+        # compile (or load from numba's cache) now, not on the first frame
+        self.block_current(np.zeros((1, n_in), bool), np.empty((1, int(self.g[G_NOUT])), np.float32))
+
+    def block_current(self, spikes: np.ndarray, out: np.ndarray) -> None:
+        """out[i] = the synaptic current (no bias) of spike vector spikes[i] (k, n_in) bool."""
+        _spike_block(self.g, self.weights, self.ytab, self.xtab, spikes, out, self.channels)
 
 
 if numba is not None:
@@ -157,7 +202,41 @@ if numba is not None:
         return e
 
     @_jit
-    def _spike_block(g, w, spikes, out):  # pragma: no cover - compiled
+    def conv_spikes(g, rows, ytab, xtab, src, out, cs):  # pragma: no cover - compiled
+        """out += the synapses of every spike of ``src`` through a conv2d (``rows``, ``ytab``, ``xtab``
+        from :func:`conv_rows`). Pixel by pixel: the channels that spiked are listed without branches
+        (``cs``, at least C_in long), then each window row gets one contiguous run of weights per
+        spiking channel. Spikes stay in ascending input order for every output."""
+        ih, iw, ic, oc, kw, sh, ow, pt = g[G_IH], g[G_IW], g[G_IC], g[G_OC], g[G_KW], g[G_SH], g[G_OW], g[G_PT]
+        j = 0
+        for y in range(ih):
+            oy0, oy1 = ytab[y, 0], ytab[y, 1]
+            for x in range(iw):
+                n = 0
+                for c in range(ic):
+                    cs[n] = c
+                    n += src[j + c]
+                j += ic
+                if n == 0:
+                    continue
+                length = xtab[x, 1] * oc
+                ob0 = xtab[x, 0] * oc
+                slot = xtab[x, 2]
+                for oy in range(oy0, oy1):
+                    ky = y + pt - oy * sh
+                    ob = oy * ow * oc + ob0
+                    orow = out[ob:ob + length]
+                    for q in range(n):
+                        wb = ((ky * ic + cs[q]) * kw + slot) * oc
+                        wrow = rows[wb:wb + length]
+                        for e in range(length):
+                            orow[e] += wrow[e]
+
+    @_jit
+    def _spike_block(g, w, ytab, xtab, spikes, out, cs):  # pragma: no cover - compiled
         for i in range(spikes.shape[0]):
             out[i, :] = 0
-            add_spikes(g, w, spikes[i], out[i])
+            if g[G_KIND] == CONV:
+                conv_spikes(g, w, ytab, xtab, spikes[i], out[i], cs)
+            else:
+                add_spikes(g, w, spikes[i], out[i])
