@@ -21,7 +21,7 @@ BN_SAMPLES = 10000  # training images for the BN statistics after training
 
 
 def configure_tensorflow(threads: int) -> None:
-    """Limit TensorFlow to ``threads`` intra-op threads and one inter-op thread (call before any TF op)."""
+    """Limit TensorFlow to ``threads`` intra-op threads and one inter-op thread, deterministic ops (call before any TF op)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
     try:
@@ -29,6 +29,8 @@ def configure_tensorflow(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # already initialised in this process; keep its settings
+    # Same seed, same data, same machine: the same model (training-based tests and records rely on it).
+    tf.config.experimental.enable_op_determinism()
 
 
 def load_split_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset, dict]:
