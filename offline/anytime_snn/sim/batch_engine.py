@@ -40,12 +40,22 @@ from .synapses import (CONV, DENSE, DEPTHWISE, G_IC, G_IH, G_IW, G_KH, G_KIND, G
 FLATTEN, ZERO_PAD, MAX_POOL = 3, 4, 5
 # Columns of a program row after the synapse geometry: offsets into the flat parameter and state
 # arrays, neuron dynamics, the buffers (rings of per-step bool maps) read and written.
-(WOFF, WEND, NOFF, FOFF, REFRAC, DELAY, SUB, SRC, DST, SKIP, SKOFF, HID, POFF, WIDX, ROWS, YTAB, XTAB,
- NCOLS) = range(G_SIZE, G_SIZE + 18)
+(WOFF, WEND, NOFF, FOFF, REFRAC, DELAY, SUB, SRC, DST, SKIP, SKOFF, HID, POFF, WIDX, ROWS, YTAB, XTAB, PATH,
+ NCOLS) = range(G_SIZE, G_SIZE + 19)
+EVENTS, DENSE_PATH = 0, 1  # a layer's synapses: the inputs that spiked, or every input x 0 or 1 (the same sums)
+PATHS = {"events": EVENTS, "dense": DENSE_PATH}
 # Columns of the buffer table: offset (in neurons x slots, per sample), neurons, ring slots.
 BOFF, BN, BR = range(3)
 # Samples per block: a dense block's currents (block x neurons float32) should stay in the L2 cache.
 DEFAULT_BLOCK_BYTES = 256 << 10
+
+
+def dense_path(kind: str, n_out: int, input_rate: float) -> bool:
+    """Whether a layer's dense path beats its event-driven one at this input firing rate, as measured by
+    ``benchmarks/bench_paths.py`` (docs/performance.md): only for narrow dense layers (the branch on
+    each input costs more than adding a few weights), from a rate of 0.4. Wide layers and convolutions
+    were faster event-driven at every rate measured (up to 0.9)."""
+    return kind == "dense" and n_out <= 64 and input_rate >= 0.4
 
 
 def unsupported(bundle: Bundle) -> list[str]:
@@ -63,17 +73,23 @@ class BatchEngine:
     """Event-driven batched simulator of a bundle; ``run(x, T)`` returns an :class:`EngineResult`.
 
     ``threads``: numba threads (default: all CPUs numba sees). ``block``: samples per parallel
-    block (default: sized so one block's currents fit in 256 KiB).
+    block (default: sized so one block's currents fit in 256 KiB). ``paths``: ``auto`` chooses each
+    layer's path (:func:`dense_path`) from the input firing rate measured in the previous run and
+    records it in ``path_choices``; ``events`` or ``dense`` fix it. Every path computes the same floats.
     """
 
-    def __init__(self, bundle: Bundle, threads: int | None = None, block: int | None = None):
+    def __init__(self, bundle: Bundle, threads: int | None = None, block: int | None = None, paths: str = "auto"):
+        if paths not in ("auto", *PATHS):
+            raise ValueError(f"paths must be auto, events or dense, got {paths!r}")
         if numba is None:
             raise RuntimeError("the batched CPU engine needs numba (pip install numba)")
         bad = unsupported(bundle)
         if bad:
             raise ValueError(f"the batched CPU engine does not simulate {', '.join(bad)}; use TFEngine")
-        self.threads = threads
+        self.threads, self.paths = threads, paths
         self._structure(bundle)
+        self.prog[:, PATH] = EVENTS if paths == "auto" else PATHS[paths]
+        self.path_choices: list[dict] = []  # per weighted layer after the first: input rate, path chosen
         widest = max(self.prog[:, G_NOUT])
         self.block = int(block) if block else max(1, min(256, DEFAULT_BLOCK_BYTES // (4 * widest)))
         self._raster_buffer = np.empty(0, np.bool_)
@@ -190,6 +206,17 @@ class BatchEngine:
         self.thresholds = np.array([l.neuron.threshold for l in layers], np.float32)
         self.layers, self.bundle = layers, bundle
 
+    def _choose_paths(self, spikes_per_step: np.ndarray) -> None:
+        """Each layer's path for the next run, from the input firing rates of this one (recorded)."""
+        self.path_choices = []
+        for i in np.flatnonzero(self.prog[:, G_KIND] <= DEPTHWISE)[1:]:
+            r = self.prog[i]
+            rate = float(spikes_per_step[i] / r[G_NIN])
+            if self.paths == "auto":
+                r[PATH] = DENSE_PATH if dense_path(self.layers[r[WIDX]].kind, int(r[G_NOUT]), rate) else EVENTS
+            self.path_choices.append({"layer": self.layers[r[WIDX]].name, "input_rate": rate,
+                                      "path": "dense" if r[PATH] == DENSE_PATH else "events"})
+
     def analog(self, x: np.ndarray) -> np.ndarray:
         """The first weighted layer's input: ``x`` through the shape layers before it, flat (N, n)."""
         for layer in self.prefix:
@@ -208,6 +235,7 @@ class BatchEngine:
         preds = np.zeros((t, n), np.int32)
         events = np.zeros((t, n), np.int64)
         spikes = np.zeros((self.n_hidden, t, n), np.int32)
+        inputs = np.zeros((len(self.prog), n), np.int64)  # spikes into each weighted layer, per sample
         v_out = np.zeros((t, n, self.num_classes) if record_v_out else (0, 0, 0), np.float32)
         sizes = [math.prod(s) for s in self.out_shapes[:-1]]
         raster_off = np.concatenate([[0], np.cumsum([n * t * k for k in sizes])]).astype(np.int64)
@@ -222,9 +250,10 @@ class BatchEngine:
             try:
                 _simulate(self.prog, self.bufs, self.thresholds, self.weights, self.rows, self.tables, self.bias,
                           self.v0, self.fanout, self.skip_weights, self.skip_fanout, analog, t, self.block, self.ring_size, self.pool_size,
-                          preds, events, spikes, v_out, record_v_out, rasters, raster_off, record_spikes)
+                          preds, events, spikes, inputs, v_out, record_v_out, rasters, raster_off, record_spikes)
             finally:
                 numba.set_num_threads(previous)
+            self._choose_paths(inputs.sum(axis=1) / (n * t))
         return EngineResult(
             predictions=preds, events=events, layer_spikes=spikes.sum(axis=2, dtype=np.int64),
             input_events=(analog != 0).astype(np.int64) @ self.fanout[:self.prog[0, G_NIN]],
@@ -244,7 +273,7 @@ def _graph(bundle: Bundle) -> list[tuple]:
 
 
 if numba is not None:
-    from .synapses import add_analog, add_dense_rows, add_event, conv_spikes, window
+    from .synapses import add_analog, add_dense_all, add_dense_rows, add_event, conv_all, conv_spikes, window
 
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -290,17 +319,20 @@ if numba is not None:
         return fired
 
     @_jit
-    def _events(src, fanout, nb):  # pragma: no cover - compiled
-        """Per sample, the synaptic events of spike maps ``src`` (nb, n) through fan-out ``fanout``."""
-        out = np.zeros(nb, np.int64)
+    def _events(src, fanout, nb, events, t, b0, spikes):  # pragma: no cover - compiled
+        """Add the synaptic events of spike maps ``src`` (nb, n) through fan-out ``fanout`` to
+        events[t, b0 + b] and their spikes to spikes[b0 + b] (integers, without branches)."""
         n = src.shape[1]
         for b in range(nb):
             e = 0
+            f = 0
             row = src[b]
             for j in range(n):
-                e += fanout[j] if row[j] else 0
-            out[b] = e
-        return out
+                s = row[j]
+                e += fanout[j] if s else 0
+                f += s
+            events[t, b0 + b] += e
+            spikes[b0 + b] += f
 
     @_jit
     def _zero_pad(m, src, dst, nb):  # pragma: no cover - compiled
@@ -347,7 +379,7 @@ if numba is not None:
 
     @_jit
     def _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, b0, nb,
-                        ring_size, pool_size, preds, events, spikes, v_out, record, rasters, raster_off,
+                        ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters, raster_off,
                         keep):  # pragma: no cover - compiled
         """Samples b0 .. b0 + nb - 1 for all steps (serial; the parallel driver runs blocks side by side).
 
@@ -383,6 +415,7 @@ if numba is not None:
         for i in range(n_ops):
             max_in = max(max_in, prog[i, G_NIN])
         cs = np.empty(max_in, np.int64)
+        skipped = np.zeros(x.shape[0], np.int64)  # spikes of residual sources (not recorded)
         ring_all = np.zeros(max(nb * ring_size, 1), np.bool_)
         pool_all = np.zeros(max(nb * pool_size, 1), np.int32)
         for t in range(steps):
@@ -413,19 +446,22 @@ if numba is not None:
                 else:
                     current[:, :] = 0
                     src = _ring(ring_all, bufs, m[SRC], nb)
-                    ev = _events(src[t % src.shape[0]], fanout[m[FOFF]:m[FOFF] + nin], nb)  # at emission
-                    for b in range(nb):
-                        events[t, b0 + b] += ev[b]
+                    _events(src[t % src.shape[0]], fanout[m[FOFF]:m[FOFF] + nin], nb, events, t, b0, inputs[i])
                     if t >= d:
                         s = src[(t - d) % src.shape[0]]
-                        if kind == DENSE:  # dense: one weight row, every sample that needs it
+                        if kind == DENSE and m[PATH] == DENSE_PATH:
+                            add_dense_all(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current)
+                        elif kind == DENSE:  # one weight row, every sample that needs it
                             add_dense_rows(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current)
                         elif kind == CONV:  # per spike, each window row: one contiguous run of weights
                             wr = rows[m[ROWS]:m[ROWS] + m[WEND] - m[WOFF]]
                             ytab = tables[m[YTAB]:m[XTAB]].reshape((m[G_IH], 2))
                             xtab = tables[m[XTAB]:m[XTAB] + 3 * m[G_IW]].reshape((m[G_IW], 3))
                             for b in range(nb):
-                                conv_spikes(m, wr, ytab, xtab, s[b], current[b], cs)
+                                if m[PATH] == DENSE_PATH:
+                                    conv_all(m, wr, ytab, xtab, s[b], current[b])
+                                else:
+                                    conv_spikes(m, wr, ytab, xtab, s[b], current[b], cs)
                         else:
                             wl = weights[m[WOFF]:m[WEND]]
                             for b in range(nb):
@@ -441,9 +477,8 @@ if numba is not None:
                         cb[c] += lb[c]
                 if m[SKIP] >= 0:  # the residual input, after the bias (the streaming engine's order)
                     src = _ring(ring_all, bufs, m[SKIP], nb)
-                    ev = _events(src[t % src.shape[0]], skip_fan[m[SKOFF]:m[SKOFF] + nout], nb)
-                    for b in range(nb):
-                        events[t, b0 + b] += ev[b]
+                    _events(src[t % src.shape[0]], skip_fan[m[SKOFF]:m[SKOFF] + nout], nb, events, t, b0,
+                            skipped)
                     if t >= d:
                         s = src[(t - d) % src.shape[0]]
                         sw = skip_w[m[SKOFF]:m[SKOFF] + nout]
@@ -481,11 +516,11 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True, parallel=True)
     def _simulate(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, block,
-                  ring_size, pool_size, preds, events, spikes, v_out, record, rasters, raster_off,
+                  ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters, raster_off,
                   keep):  # pragma: no cover
         n = x.shape[0]
         for blk in numba.prange((n + block - 1) // block):
             b0 = blk * block
             _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, b0,
-                            min(block, n - b0), ring_size, pool_size, preds, events, spikes, v_out, record, rasters,
-                            raster_off, keep)
+                            min(block, n - b0), ring_size, pool_size, preds, events, spikes, inputs, v_out, record,
+                            rasters, raster_off, keep)

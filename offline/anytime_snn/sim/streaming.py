@@ -25,8 +25,22 @@ from ..model.layers import Layer, output_shape, skip_vector
 from . import kernels, ops, synapses
 from .kernels import NUMPY as NUMPY_KERNELS
 
-# Below this fraction of active inputs a dense layer sums weight rows instead of running a GEMM.
+# Below this fraction of active inputs a layer adds the synapses of the inputs that spiked instead of
+# running one GEMM (convolutions: einsum) over the block; the NumPy kernels use it for every layer.
 EVENT_DRIVEN_DENSITY = 0.3
+
+
+def measured_density(layer: Layer, n_out: int, k: int) -> float:
+    """The input firing rate above which one GEMM over a k-step block beats the compiled event-driven
+    path, as measured by ``benchmarks/bench_paths.py`` (docs/performance.md): a GEMM's cost does not
+    grow with the rate and amortizes over longer blocks; narrow dense layers gain from it early,
+    convolutions (an einsum over windows) late."""
+    short = k <= 16
+    if layer.kind == "dense":
+        if n_out <= 64:
+            return 0.1 if short else 0.05
+        return 0.4 if short else 0.2
+    return 0.5 if short else 0.8
 
 
 @dataclass
@@ -41,13 +55,19 @@ class StepBlock:
 class _Population:
     """One weighted layer: its synapses (from the previous layer) and, unless output, NL-IAF state."""
 
-    def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int, event_density: float,
+    def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int, event_density: float | None,
                  kernels):
         self.layer = layer
-        self.event_density, self.kernels = event_density, kernels
+        self.kernels = kernels
         self.in_shape = in_shape
         self.out_shape = output_shape(layer, in_shape)
         self.n_in, self.n = math.prod(in_shape), math.prod(self.out_shape)
+        if event_density is None and kernels is NUMPY_KERNELS:
+            event_density = EVENT_DRIVEN_DENSITY
+        # per block length k: the largest spike count that still takes the event-driven path
+        self.event_limit = [(event_density if event_density is not None else measured_density(layer, self.n, k))
+                            * k * self.n_in for k in range(max_chunk + 1)]
+        self.path_blocks = {"events": 0, "gemm": 0}  # which path each block of steps took
         self.weights = np.ascontiguousarray(layer.weights, np.float32)
         # Convolutions fed by sparse spikes scatter each spike through the kernel (compiled only).
         self.conv = None
@@ -102,16 +122,19 @@ class _Population:
             stacked = np.concatenate([self.history, source])
             source, self.history = stacked[:k], stacked[k:].copy()
         out = self.current[:k]
+        events = source.dtype == bool and spike_count < self.event_limit[k]
         if self.layer.kind == "dense":
-            if source.dtype == bool and spike_count < self.event_density * source.size:
+            if events:
                 # Event-driven: each step's current is the sum of the weight rows of the inputs that spiked.
                 self.kernels.spike_rows_sum(source, self.weights, out)
             else:
                 np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
-        elif self.conv is not None and source.dtype == bool and spike_count < self.event_density * source.size:
+        elif self.conv is not None and events:
             self.conv.block_current(source.reshape(k, self.n_in), out)
         else:
+            events = False
             out[:] = ops.linear(self.layer, source.astype(np.float32, copy=False).reshape(k, *self.in_shape)).reshape(k, -1)
+        self.path_blocks["events" if events else "gemm"] += 1
         out += self.bias
         return out
 
@@ -174,11 +197,13 @@ class _Flatten:
 class StreamingEngine:
     """Simulate one input frame at a time; ``advance(k)`` returns the output after each of k steps.
 
-    ``event_density``: dense layers whose input spike block is sparser than this use event-driven row
-    sums, denser blocks a GEMM. ``compiled``: use the numba kernels (:mod:`.kernels`), else NumPy.
+    ``event_density``: layers whose input spike block is sparser than this add the synapses of the
+    inputs that spiked, denser blocks run one GEMM; None (default): per layer and block length, the
+    crossover measured on this CPU (:func:`measured_density`). Each population counts the blocks that
+    took each path (``pops[i].path_blocks``). ``compiled``: use the numba kernels (:mod:`.kernels`), else NumPy.
     """
 
-    def __init__(self, bundle: Bundle, max_chunk: int = 64, event_density: float = EVENT_DRIVEN_DENSITY,
+    def __init__(self, bundle: Bundle, max_chunk: int = 64, event_density: float | None = None,
                  compiled: bool = True):
         self.bundle = bundle
         ks = kernels.kernel_set(compiled)
@@ -231,6 +256,9 @@ class StreamingEngine:
         if first.layer.kind == "dense":
             self._analog_current = np.empty(first.n, np.float32)
             self.kernels.input_current(x.reshape(-1), first.weights, self._analog_current)
+        elif first.conv is not None:  # the batched engine's sums: both engines give the same floats
+            self._analog_current = np.empty(first.n, np.float32)
+            first.conv.analog_current(np.ascontiguousarray(x.reshape(-1)), self._analog_current)
         else:
             self._analog_current = ops.linear(first.layer, x.reshape(1, *first.in_shape)).reshape(-1).astype(np.float32)
         self.input_events = int((x.reshape(-1) != 0) @ first.fanout_in)

@@ -85,7 +85,7 @@ class Synapses:
 
     def __init__(self, layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
         self.g = geometry(layer, in_shape, out_shape)
-        self.weights = np.ascontiguousarray(layer.weights, np.float32).ravel()
+        self.kernel = self.weights = np.ascontiguousarray(layer.weights, np.float32).ravel()
         if layer.kind == "conv2d":
             self.weights, self.ytab, self.xtab = conv_rows(layer, self.g)
         else:
@@ -94,6 +94,10 @@ class Synapses:
         self.channels = np.empty(int(self.g[G_IC]), np.int64)
         # compile (or load from numba's cache) now, not on the first frame
         self.block_current(np.zeros((1, n_in), bool), np.empty((1, int(self.g[G_NOUT])), np.float32))
+
+    def analog_current(self, x: np.ndarray, out: np.ndarray) -> None:
+        """out = the synaptic current (no bias) of analog input ``x`` (flat): the batched engine's sums."""
+        _analog(self.g, self.kernel, x, out)
 
     def block_current(self, spikes: np.ndarray, out: np.ndarray) -> None:
         """out[i] = the synaptic current (no bias) of spike vector spikes[i] (k, n_in) bool."""
@@ -193,6 +197,42 @@ if numba is not None:
                         current[b, c] += w[rb + c]
 
     @_jit
+    def add_dense_all(src, w, nin, nout, nb, current):  # pragma: no cover - compiled
+        """The dense path of :func:`add_dense_rows`: every row times 0 or 1, without branches. The same
+        float sums in the same order (x + 0 * w == x), so the choice between the two never changes a result."""
+        for j in range(nin):
+            row = w[j * nout:(j + 1) * nout]
+            for b in range(nb):
+                f = np.float32(1.0) if src[b, j] else np.float32(0.0)
+                cb = current[b]
+                for c in range(nout):
+                    cb[c] += f * row[c]
+
+    @_jit
+    def conv_all(g, rows, ytab, xtab, src, out):  # pragma: no cover - compiled
+        """The dense path of :func:`conv_spikes`: every input channel times 0 or 1, without branches or
+        lists; the same float sums in the same order."""
+        ih, iw, ic, oc, kw, sh, ow, pt = g[G_IH], g[G_IW], g[G_IC], g[G_OC], g[G_KW], g[G_SH], g[G_OW], g[G_PT]
+        j = 0
+        for y in range(ih):
+            oy0, oy1 = ytab[y, 0], ytab[y, 1]
+            for x in range(iw):
+                length = xtab[x, 1] * oc
+                ob0 = xtab[x, 0] * oc
+                slot = xtab[x, 2]
+                for oy in range(oy0, oy1):
+                    ky = y + pt - oy * sh
+                    ob = oy * ow * oc + ob0
+                    orow = out[ob:ob + length]
+                    for c in range(ic):
+                        f = np.float32(1.0) if src[j + c] else np.float32(0.0)
+                        wb = ((ky * ic + c) * kw + slot) * oc
+                        wrow = rows[wb:wb + length]
+                        for e in range(length):
+                            orow[e] += f * wrow[e]
+                j += ic
+
+    @_jit
     def count_events(src, fanout):  # pragma: no cover - compiled
         """Synaptic events of a spike vector: the non-zero fan-out of every input that spiked."""
         e = 0
@@ -231,6 +271,13 @@ if numba is not None:
                         wrow = rows[wb:wb + length]
                         for e in range(length):
                             orow[e] += wrow[e]
+
+    @_jit
+    def _analog(g, w, x, out):  # pragma: no cover - compiled
+        out[:] = 0
+        for j in range(x.shape[0]):
+            if x[j] != 0:
+                add_analog(g, w, j, x[j], out)
 
     @_jit
     def _spike_block(g, w, ytab, xtab, spikes, out, cs):  # pragma: no cover - compiled

@@ -1,0 +1,120 @@
+"""Where a layer's dense path beats its event-driven path (only the inputs that spiked): time both on random
+spike maps at several input firing rates (a script, not a test). Batched engine: the dense path takes every
+input x 0 or 1 without branches (the same sums). Streaming engine: one GEMM / einsum over a k-step block.
+
+    .venv/bin/python benchmarks/bench_paths.py [--block 32] [--repeat 5]
+
+The layers are those of the benchmark workloads (the dense MNIST model, the issue-14 conv net). Prints the
+seconds per block-step of each path and the crossover rate per layer: the input firing rate above which the
+dense path is faster. ``batch_engine.dense_path`` and ``streaming.EVENT_DRIVEN_DENSITY`` come from these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from anytime_snn.model import Layer
+from anytime_snn.model.layers import output_shape
+from anytime_snn.sim import synapses
+
+RATES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
+
+
+def layers():
+    rng = np.random.default_rng(0)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    return {
+        "dense 1200->1200": (Layer("d", "dense", f(1200, 1200)), (1200,)),
+        "dense 1200->10": (Layer("o", "dense", f(1200, 10)), (1200,)),
+        "conv 30x30x32 3x3/32 s2": (Layer("c1", "conv2d", f(3, 3, 32, 32), strides=(2, 2)), (30, 30, 32)),
+        "conv 16x16x32 3x3/64 s1": (Layer("c2", "conv2d", f(3, 3, 32, 64)), (16, 16, 32)),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--block", type=int, default=32, help="samples per block (the batched engine's blocks)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--k", type=int, default=10, help="steps per streaming block (the node's publish_every)")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    rng = np.random.default_rng(1)
+    out = {"loadavg": Path("/proc/loadavg").read_text().split()[:3], "block": args.block, "layers": {}}
+    for name, (layer, in_shape) in layers().items():
+        o_shape = output_shape(layer, in_shape)
+        g = synapses.geometry(layer, in_shape, o_shape)
+        nin, nout = int(g[synapses.G_NIN]), int(g[synapses.G_NOUT])
+        if layer.kind == "conv2d":
+            w, ytab, xtab = synapses.conv_rows(layer, g)
+            cs = np.empty(int(g[synapses.G_IC]), np.int64)
+            paths = {"events": lambda s, c: [synapses.conv_spikes(g, w, ytab, xtab, s[b], c[b], cs) for b in range(len(s))],
+                     "dense": lambda s, c: [synapses.conv_all(g, w, ytab, xtab, s[b], c[b]) for b in range(len(s))]}
+        else:
+            w = np.ascontiguousarray(layer.weights).ravel()
+            paths = {"events": lambda s, c: synapses.add_dense_rows(s, w, nin, nout, len(s), c),
+                     "dense": lambda s, c: synapses.add_dense_all(s, w, nin, nout, len(s), c)}
+        rows = {}
+        for rate in RATES:
+            src = rng.random((args.block, nin)) < rate
+            cur = {k: np.zeros((args.block, nout), np.float32) for k in paths}
+            t = {}
+            for k, fn in paths.items():
+                fn(src, cur[k])
+                best = float("inf")
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    fn(src, cur[k])
+                    best = min(best, time.perf_counter() - t0)
+                t[k] = best
+            assert np.array_equal(cur["events"], cur["dense"])  # the same sums
+            rows[rate] = t
+        cross = next((r for r in RATES if rows[r]["dense"] < rows[r]["events"]), None)
+        out["layers"][name] = {"seconds": rows, "dense_faster_from_rate": cross}
+        print(name, "dense path faster from input rate", cross,
+              {r: round(v["events"] / v["dense"], 2) for r, v in rows.items()}, flush=True)
+    # The streaming engine: event-driven row sums / conv scatter against one GEMM (BLAS) / einsum over k steps.
+    from anytime_snn.sim import kernels, ops
+
+    ks = kernels.kernel_set(True)
+    for name, (layer, in_shape) in layers().items():
+        o_shape = output_shape(layer, in_shape)
+        nin, nout = int(np.prod(in_shape)), int(np.prod(o_shape))
+        if layer.kind == "conv2d":
+            syn = synapses.Synapses(layer, in_shape, o_shape)
+            paths = {"events": syn.block_current,
+                     "gemm": lambda s, c: c.__setitem__(slice(None), ops.linear(
+                         layer, s.astype(np.float32).reshape(len(s), *in_shape)).reshape(len(s), -1))}
+        else:
+            w = np.ascontiguousarray(layer.weights)
+            paths = {"events": lambda s, c: ks.spike_rows_sum(s, w, c),
+                     "gemm": lambda s, c: np.matmul(s.astype(np.float32), w, out=c)}
+        rows = {}
+        for rate in RATES:
+            src = rng.random((args.k, nin)) < rate
+            t = {}
+            for k, fn in paths.items():
+                cur = np.zeros((args.k, nout), np.float32)
+                fn(src, cur)
+                best = float("inf")
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    fn(src, cur)
+                    best = min(best, time.perf_counter() - t0)
+                t[k] = best
+            rows[rate] = t
+        cross = next((r for r in RATES if rows[r]["gemm"] < rows[r]["events"]), None)
+        out["layers"][f"streaming k={args.k}: {name}"] = {"seconds": rows, "gemm_faster_from_rate": cross}
+        print(f"streaming k={args.k}:", name, "GEMM faster from input rate", cross,
+              {r: round(v["events"] / v["gemm"], 2) for r, v in rows.items()}, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
