@@ -62,8 +62,16 @@ def export_network(bundle: Bundle, path: Path) -> None:
     arrays, meta = {}, []
     shape = tuple(bundle.input.shape)
     flattened_from = None  # the (H, W, C) shape a flatten layer flattened, to re-order dense rows to CHW
+    zero_pad = None  # a zero_pad2d layer's ((top, bottom), (left, right)), folded into the next convolution's pads
     for layer in bundle.layers:
         out = output_shape(layer, shape)
+        if layer.kind == "zero_pad2d":
+            if zero_pad is not None:
+                raise ValueError("two zero_pad2d layers in a row are not exported")
+            zero_pad, shape = layer.pad, out
+            continue
+        if layer.kind not in ("flatten", "dense", "conv2d", "depthwise_conv2d") or layer.skip is not None:
+            raise ValueError(f"the peers' export has no {layer.kind} layer{' with a residual input' if layer.skip else ''}")
         if layer.kind == "flatten" and len(shape) == 3:
             flattened_from = shape
         if layer.weighted:
@@ -87,6 +95,11 @@ def export_network(bundle: Bundle, path: Path) -> None:
                     (pt, pb), (pl, pr) = (same_padding(shape[0], k.shape[0], layer.strides[0]),
                                           same_padding(shape[1], k.shape[1], layer.strides[1]))
                     pads = [pt, pb, pl, pr]
+                if zero_pad is not None:  # padding the input of a 'valid' convolution (the layer's shape is padded)
+                    if layer.padding != "valid":
+                        raise ValueError("zero_pad2d before a 'same' convolution is not exported")
+                    (pt, pb), (pl, pr) = zero_pad
+                    pads, zero_pad = [pt, pb, pl, pr], None
                 b = np.broadcast_to(layer.bias, out)
                 if not np.all(b == b[:1, :1]):
                     raise ValueError("PyTorch convolutions take one bias per channel")
