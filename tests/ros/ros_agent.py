@@ -28,6 +28,7 @@ from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters, SetParametersAtomically  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
@@ -287,6 +288,73 @@ class Agent:
                 out.append({"rtt": time.monotonic() - t0, "deadline_met": r.deadline_met,
                             "stop_reason": r.stop_reason, "timestep": r.result.timestep, "top": r.result.top_class})
         return {"ok": True, "answers": out}
+
+    def cmd_deadline_queries(self, n, budgets, seed=0, past=0, gap=0.002, timeout=5.0):
+        """``n`` service calls, one at a time, each with an absolute deadline: the client's ROS time at the
+        call plus a budget drawn from ``budgets`` (seconds); then ``past`` calls whose deadline passed 1 ms
+        before the call. Per answer: the client's view (arrived by the deadline?) and the node's."""
+        images, labels = self._mnist()
+        rng = np.random.default_rng(seed)
+        clock = self.node.get_clock()
+        out = []
+        for q in range(n + past):
+            budget = float(rng.choice(budgets)) if q < n else -0.001
+            i = q % len(images)
+            req = self._request_fields(ClassifyWithDeadline.Request(), index=i, max_timesteps=1_000_000)
+            t_call = time.monotonic()
+            req.deadline = (clock.now() + Duration(nanoseconds=int(budget * 1e9))).to_msg()
+            fut = self.srv.call_async(req)
+            ev = threading.Event()
+            fut.add_done_callback(lambda _f: ev.set())
+            if not ev.wait(timeout):
+                return {"ok": False, "error": f"query {q} unanswered"}
+            t_done = time.monotonic()
+            r = fut.result()
+            out.append({"budget": budget, "late": t_done - (t_call + budget), "deadline_met": r.deadline_met,
+                        "stop_reason": r.stop_reason, "timestep": r.result.timestep,
+                        "elapsed": r.result.elapsed.sec + r.result.elapsed.nanosec * 1e-9,
+                        "computed_late": t_call + r.result.elapsed.sec + r.result.elapsed.nanosec * 1e-9
+                        - (t_call + budget), "correct": r.result.top_class == int(labels[i])})
+            time.sleep(gap)
+        return {"ok": True, "answers": out}
+
+    def cmd_goals_start(self, n, **kw):
+        """Send ``n`` action goals and return once all are accepted (they keep running in the node)."""
+        if not self.act.wait_for_server(timeout_sec=5.0):
+            return {"ok": False, "error": "action server not available"}
+        futs = [self.act.send_goal_async(self._request_fields(ClassifyAnytime.Goal(), **kw)) for _ in range(n)]
+        t0 = time.monotonic()
+        while not all(f.done() for f in futs) and time.monotonic() - t0 < 10:
+            time.sleep(0.005)
+        self._goals = [f.result() for f in futs if f.done()]
+        if len(self._goals) < n or not all(h.accepted for h in self._goals):
+            return {"ok": False, "error": "goals not accepted"}
+        ids = [bytes(h.goal_id.uuid) for h in self._goals]
+        while time.monotonic() - t0 < 10:  # running: each has sent feedback
+            with self.lock:
+                if all(self.raw_feedback.get(g) for g in ids):
+                    return {"ok": True}
+            time.sleep(0.005)
+        return {"ok": False, "error": "goals accepted but not running"}
+
+    def cmd_goals_cancel(self, timeout=10.0):
+        """Cancel the goals of ``goals_start``; their final statuses and stop reasons."""
+        t0 = time.monotonic()
+        for h in self._goals:
+            h.cancel_goal_async()
+        rfuts = [h.get_result_async() for h in self._goals]
+        while not all(f.done() for f in rfuts) and time.monotonic() - t0 < timeout:
+            time.sleep(0.005)
+        if not all(f.done() for f in rfuts):
+            return {"ok": False, "error": "goal results timed out"}
+        return {"ok": True, "seconds": time.monotonic() - t0, "status": [f.result().status for f in rfuts],
+                "stop_reason": [f.result().result.stop_reason for f in rfuts]}
+
+    def cmd_timed(self, command, **kw):
+        """Run another command and report how long it took."""
+        t0 = time.monotonic()
+        reply = getattr(self, f"cmd_{command}")(**kw)
+        return {**reply, "seconds": time.monotonic() - t0}
 
     def cmd_action(self, cancel_after_feedback=None, timeout=20.0, **kw):
         goal = self._request_fields(ClassifyAnytime.Goal(), **kw)

@@ -9,8 +9,9 @@ import pytest
 
 from anytime_snn.sim.readout import class_scores
 from anytime_snn.sim.streaming import StreamingEngine
-from spike_perception.core import (BUDGET, CANCELED, CONFIDENCE, EVENTS, PREEMPTED, TIMESTEPS, Query, Readout,
-                                   SettingsError, StopConditions, StreamProcessor, StreamSettings, first_stop)
+from spike_perception.core import (BUDGET, CANCELED, CONFIDENCE, EVENTS, INFEASIBLE, PREEMPTED, TIMESTEPS,
+                                   DeliveryModel, Estimate, Query, Readout, SettingsError, StopConditions,
+                                   StreamProcessor, StreamSettings, answer_now, first_stop)
 
 from ros_bundles import tiny_bundle
 
@@ -130,11 +131,69 @@ def test_query_budget_with_deterministic_clock():
     assert out.stop_reason == BUDGET and out.deadline_met
     assert 1 <= out.estimate.timestep <= 10
     assert out.estimate.elapsed <= 0.0105
-    # a budget smaller than one step still answers with step 1, honestly marked as missed
-    clock2 = FakeClock(step=1e-3)
-    out = Query(TimedEngine(engine(), clock2), Readout(BUNDLE), StopConditions(40, budget=0.0002),
-                t_received=clock2(), clock=clock2, margin=0.0, step_time_hint=1e-3).run(X)
-    assert out.estimate.timestep == 1 and not out.deadline_met
+
+
+def test_delivery_model_quantiles_prior_and_window():
+    m = DeliveryModel(probability=0.9, window=100, prior=0.002, prior_transit=0.001, min_samples=10)
+    assert m.reserve() == m.expected() == 0.002  # nothing observed: the prior
+    for i in range(5):
+        m.observe(0.0001, 0.0001)  # 0.2 ms deliveries, but fewer than min_samples: the prior still bounds them
+    assert m.reserve() == m.expected() == 0.002
+    for i in range(95):
+        m.observe(0.0004 + i * 1e-5, 0.0001)  # 0.5 ... 1.44 ms
+    samples = sorted([0.0002] * 5 + [0.0005 + i * 1e-5 for i in range(95)])
+    assert m.expected() == pytest.approx(np.quantile(samples, 0.5))
+    assert m.reserve() == pytest.approx(np.quantile(samples, 0.9))
+    m.observe(None, 0.0002)  # unknown transit: the prior transit stands in
+    assert m._samples[-1] == pytest.approx(0.0012)
+    for _ in range(100):  # the window forgets old samples
+        m.observe(0.003, 0.0)
+    assert m.reserve() == m.expected() == pytest.approx(0.003)
+    m.set_probability(0.5)
+    with pytest.raises(SettingsError):
+        m.set_probability(1.0)
+
+
+def test_query_keeps_the_delivery_reserve_free_before_the_deadline():
+    """Deadline 20 ms after receipt, 1 ms steps, answers take 3 ms (p99) / 2 ms (median) to arrive: computing
+    ends by 17 ms, and the prediction says the answer arrives in time."""
+    delivery = DeliveryModel(probability=0.99, prior=0.0, min_samples=1)
+    for d in np.linspace(0.001, 0.003, 101):
+        delivery.observe(d, 0.0)
+    clock = FakeClock(step=1e-3)
+    t0 = clock()
+    out = Query(TimedEngine(engine(), clock), Readout(BUNDLE), StopConditions(1000), t_received=t0,
+                deadline=t0 + 0.020, clock=clock, chunk=16, step_time_hint=1e-3, delivery=delivery).run(X)
+    assert out.stop_reason == BUDGET and out.deadline_met
+    assert out.finished <= t0 + 0.020 - delivery.reserve() + 1e-12
+    assert out.estimate.timestep >= 10  # it did use the time it had
+    # the earlier of budget and absolute deadline wins
+    clock = FakeClock(step=1e-3)
+    t0 = clock()
+    out2 = Query(TimedEngine(engine(), clock), Readout(BUNDLE), StopConditions(1000, budget=0.010), t_received=t0,
+                 deadline=t0 + 0.020, clock=clock, step_time_hint=1e-3, delivery=delivery).run(X)
+    assert out2.finished <= t0 + 0.010 - delivery.reserve() + 1e-12 and out2.estimate.timestep < out.estimate.timestep
+
+
+def test_query_that_cannot_fit_one_step_answers_at_once_with_the_fallback():
+    delivery = DeliveryModel(prior=0.0015)  # no samples yet: 1.5 ms reserved
+    clock = FakeClock(step=1e-3)
+    t0 = clock()
+    eng = TimedEngine(engine(), clock)
+    # 2 ms deadline: 1.5 ms delivery + a 1 ms step do not fit -> nothing computed, uniform prior
+    out = Query(eng, Readout(BUNDLE), StopConditions(40, budget=0.002), t_received=t0, clock=clock,
+                step_time_hint=1e-3, delivery=delivery).run(X)
+    assert out.stop_reason == INFEASIBLE and out.steps == 0 and eng.t == 0 and clock() == t0
+    assert out.estimate.timestep == 0 and out.estimate.top_class == -1 and out.estimate.final
+    assert out.deadline_met  # answered at once, it arrives in time (1.5 ms expected < 2 ms)
+    # with an estimate of the same frame from the stream, that is the answer
+    prior = Estimate(timestep=7, total_timesteps=40, scores=np.full(4, 0.25, np.float32), top_class=2,
+                     confidence=0.25, synaptic_events=99, elapsed=0.1, frame_seq=3)
+    out = answer_now(Readout(BUNDLE), StopConditions(40), t_received=t0, deadline=t0 + 0.001, delivery=delivery,
+                     fallback=prior, clock=clock)
+    assert out.stop_reason == INFEASIBLE and out.estimate.timestep == 7 and out.estimate.top_class == 2
+    assert out.estimate.frame_seq == 0 and not out.deadline_met  # 1.5 ms to deliver, 1 ms left
+    assert prior.final is False  # the stream's estimate is not modified
 
 
 def test_query_real_clock_budget():
@@ -291,3 +350,44 @@ def test_timestep_period_paces_the_stream():
 def test_stream_settings_validation_names_the_field(kw, name):
     with pytest.raises(SettingsError, match=name):
         StreamSettings(**kw)
+
+
+# ----------------------------------------------------------------------------- thread scheduling
+
+
+def test_thread_scheduling_parses_and_validates_parameters():
+    from spike_perception.scheduling import ThreadScheduling
+
+    assert ThreadScheduling.parse(0, "") == ThreadScheduling()
+    assert ThreadScheduling.parse(10, " 0, 1") == ThreadScheduling(10, frozenset({0, 1}))
+    for priority, cpus in ((100, ""), (-1, ""), (True, ""), (1.5, ""), (0, "a"), (0, "-1"), (0, 3)):
+        with pytest.raises(SettingsError):
+            ThreadScheduling.parse(priority, cpus)
+
+
+def test_thread_scheduling_applies_to_the_calling_thread_or_says_why_not():
+    import os
+    import threading
+
+    from spike_perception.scheduling import ThreadScheduling
+
+    cpu = min(os.sched_getaffinity(0))
+    seen = {}
+
+    def worker():
+        seen["problems"] = ThreadScheduling(5, frozenset({cpu})).apply()
+        seen["policy"], seen["cpus"] = os.sched_getscheduler(0), os.sched_getaffinity(0)
+        seen["after_reset"] = ThreadScheduling().apply()
+        seen["policy_after"], seen["cpus_after"] = os.sched_getscheduler(0), os.sched_getaffinity(0)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    if seen["problems"]:  # not permitted here (no CAP_SYS_NICE): a clear message, nothing changed
+        assert all("not applied" in p for p in seen["problems"])
+        assert seen["policy"] == os.SCHED_OTHER
+    else:
+        assert seen["policy"] == os.SCHED_FIFO and seen["cpus"] == {cpu}
+    assert seen["after_reset"] == [] and seen["policy_after"] == os.SCHED_OTHER
+    assert seen["cpus_after"] == os.sched_getaffinity(0)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's own thread was never touched

@@ -124,14 +124,15 @@ def test_service_stop_reasons(box):
     assert conf["result"]["timestep"] < 40
 
     box.ok("service", index=3, budget=0.01)  # warm-up: the first call after discovery is slow
-    for budget in (0.003, 0.02):
-        answers = [box.ok("service", index=3, max_timesteps=1_000_000, budget=budget) for _ in range(5)]
-        assert all(b["stop_reason"] == "budget" and b["result"]["timestep"] >= 1 for b in answers), answers
-        # deadline_met is the node's own check; it agrees with the elapsed time it reports
-        assert all(b["deadline_met"] == (b["result"]["elapsed"] <= budget + 1e-6) for b in answers), answers
-        # Deadline adherence is measured by benchmarks/node_bench.py on an idle machine; a loaded CI machine
-        # can delay any answer, so here only: the node stopped (no answer is far off).
-        assert max(b["result"]["elapsed"] for b in answers) < budget + 1.0, answers
+    answers = [box.ok("service", index=3, max_timesteps=1_000_000, budget=0.03) for _ in range(5)]
+    assert all(b["stop_reason"] == "budget" and b["result"]["timestep"] >= 1 for b in answers), answers
+    # the node stops computing before the deadline, keeping time for the answer's way back (deadline
+    # adherence at the client: tests/ros/test_ros_deadlines.py and benchmarks/node_latency.py)
+    assert sum(b["result"]["elapsed"] < 0.03 and b["deadline_met"] for b in answers) >= 4, answers
+    assert max(b["result"]["elapsed"] for b in answers) < 0.03 + 1.0, answers
+    # a budget in which not even one step can reach the client in time: answered at once, nothing computed
+    tiny = box.ok("service", index=3, max_timesteps=1_000_000, budget=0.0002)
+    assert tiny["stop_reason"] == "infeasible" and tiny["result"]["timestep"] == 0 and tiny["result"]["top"] == -1
 
 
 def test_service_uses_latest_frame_and_reports_errors(box):

@@ -5,7 +5,8 @@
 - :class:`StopConditions` + :func:`first_stop` decide where a block ends a frame: ``confidence``,
   ``events`` (the answer is the last step whose cumulative events stay within the limit), ``timesteps``.
   A wall-time ``budget`` is checked between chunks by :class:`Query`.
-- :class:`Query` runs one deadline-driven classification (the service and the action).
+- :class:`Query` runs one deadline-driven classification (the service and the action); a
+  :class:`DeliveryModel` tells it how long its answer will take to reach the client.
 - :class:`StreamProcessor` runs the image stream: frame policy (``latest`` preempts, ``finish`` keeps a
   queue of one where the newest wins), ``reset_between_frames``, ``publish_every``, ``timestep_period``.
 
@@ -24,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-CONFIDENCE, BUDGET, TIMESTEPS, EVENTS, CANCELED, PREEMPTED = (
-    "confidence", "budget", "timesteps", "events", "canceled", "preempted")
+CONFIDENCE, BUDGET, TIMESTEPS, EVENTS, CANCELED, PREEMPTED, INFEASIBLE = (
+    "confidence", "budget", "timesteps", "events", "canceled", "preempted", "infeasible")
 FRAME_POLICIES = ("latest", "finish")
 
 
@@ -143,62 +144,126 @@ def _row(block, scores, top, conf, i, total, elapsed, **kw) -> Estimate:
 # ----------------------------------------------------------------------------- deadline queries
 
 
+class DeliveryModel:
+    """How long an answer takes to reach the client once the node stops computing: a rolling estimate.
+
+    Every answered query adds one sample: its request's transit (client send -> node callback; the
+    ``prior_transit`` when the node could not see the send time), plus the time the node took to send the
+    answer, plus how far computing ran past its planned stop (a chunk slowed by the OS or another
+    process: :attr:`QueryOutcome.overshoot`). The answer goes back over the same DDS path and through an executor wake-up like the request,
+    so the request's transit stands in for the response's. :meth:`reserve` is the ``probability``
+    quantile of the recent samples (the time a query keeps free before its deadline); :meth:`expected`
+    the median (the prediction behind ``deadline_met``). Until ``min_samples`` samples exist, both are at
+    least ``prior``. Thread-safe.
+    """
+
+    def __init__(self, probability: float = 0.99, window: int = 256, prior: float = 0.002,
+                 prior_transit: float = 0.001, min_samples: int = 10):
+        self.prior, self.prior_transit, self.min_samples = prior, prior_transit, min_samples
+        self._samples: deque = deque(maxlen=window)
+        self._lock = threading.Lock()
+        self._cache: tuple[float, float] | None = None  # (reserve, expected), cleared by observe
+        self.set_probability(probability)
+
+    def observe(self, transit: float | None, send: float, overshoot: float = 0.0) -> None:
+        """One answered query: its request transit (None = unknown), the seconds its answer took to send and
+        the seconds computing ran past the planned stop."""
+        sample = (self.prior_transit if transit is None else max(transit, 0.0)) + max(send, 0.0) + max(overshoot, 0.0)
+        with self._lock:
+            self._samples.append(sample)
+            self._cache = None
+
+    def _stats(self) -> tuple[float, float]:
+        with self._lock:
+            if self._cache is None:
+                if self._samples:
+                    a = np.fromiter(self._samples, float, len(self._samples))
+                    reserve, expected = (float(v) for v in np.quantile(a, [self.probability, 0.5]))
+                else:
+                    reserve = expected = self.prior
+                if len(self._samples) < self.min_samples:
+                    reserve, expected = max(reserve, self.prior), max(expected, self.prior)
+                self._cache = (reserve, expected)
+            return self._cache
+
+    def set_probability(self, probability: float) -> None:
+        if not 0.5 <= probability < 1.0:
+            raise SettingsError(f"deadline_probability must be in [0.5, 1), got {probability!r}")
+        with self._lock:
+            self.probability, self._cache = float(probability), None
+
+    def reserve(self) -> float:
+        return self._stats()[0]
+
+    def expected(self) -> float:
+        return self._stats()[1]
+
+    @property
+    def samples(self) -> int:
+        return len(self._samples)
+
+
 @dataclass
 class QueryOutcome:
     estimate: Estimate  # final = True
     stop_reason: str
     deadline_met: bool
     steps: int
+    finished: float = 0.0  # clock time at which the answer was ready (computing ended)
+    overshoot: float = 0.0  # seconds computing ran past its planned stop (deadline - reserve), budget stops only
 
 
 class Query:
     """One deadline-driven classification on its own engine (service and action).
 
     Steps run in chunks; between chunks the wall clock, cancellation and the stop conditions are checked.
-    With a budget the chunk size adapts to the measured step time so that the answer leaves before
-    ``t_received + budget - margin - MARGIN_FRACTION * budget``: the longer a query computes, the more
-    likely the OS or the Python executor delays its answer (measured: with a fixed 1 ms margin 97 % of
-    2-50 ms queries arrived within budget + 2 ms, the misses growing with the budget). At least one
-    step always runs (an answer at step 0 carries no information); if even that misses the budget,
-    ``deadline_met`` is False.
+    The deadline is the earlier of ``deadline`` (absolute, on ``clock``) and ``t_received + budget``.
+    Computing stops at ``deadline - delivery.reserve() - margin``, so that the answer reaches the client
+    by the deadline with the delivery model's probability; a chunk spends at most half the time left
+    (a chunk slowed by the OS then costs half the slack, not the deadline). If not even one step fits,
+    nothing is computed: the answer is ``fallback`` (or the uniform prior) at once, stop reason
+    ``infeasible``. ``deadline_met`` predicts the client's view: answer ready + expected delivery <= deadline.
     """
 
-    MARGIN_FRACTION = 0.03
-
     def __init__(self, engine, readout: Readout, stop: StopConditions, *, t_received: float,
-                 clock: Callable[[], float] = time.monotonic, chunk: int = 16, margin: float = 0.0004,
-                 frame_seq: int = 0, meta: Any = None, step_time_hint: float = 1e-4):
+                 clock: Callable[[], float] = time.monotonic, chunk: int = 16, margin: float = 0.0,
+                 frame_seq: int = 0, meta: Any = None, step_time_hint: float = 1e-4, deadline: float = math.inf,
+                 delivery: DeliveryModel | None = None, fallback: Estimate | None = None):
         self.engine, self.readout, self.stop = engine, readout, stop
         self.t_received, self.clock, self.margin = t_received, clock, margin
         self.chunk = max(1, min(int(chunk), engine.max_chunk))
         self.frame_seq, self.meta = frame_seq, meta
         self.step_time = step_time_hint  # running estimate, seconds per step
+        self.deadline = min(deadline, t_received + stop.budget if stop.budget > 0 else math.inf)
+        self.delivery, self.fallback = delivery, fallback
 
     def run(self, x: np.ndarray, *, keep_state: bool = False,
             on_block: Callable[..., None] | None = None,
             should_cancel: Callable[[], bool] | None = None) -> QueryOutcome:
         """Classify ``x``. ``on_block(block, scores, top, conf, n, elapsed)`` sees the first ``n`` rows of
         every block (the action's per-step feedback); ``should_cancel`` is polled between chunks."""
-        stop, clock, engine = self.stop, self.clock, self.engine
-        deadline = self.t_received + stop.budget if stop.budget > 0 else math.inf
-        margin = self.margin + self.MARGIN_FRACTION * stop.budget
-        engine.reset(x, keep_state=keep_state)
+        stop, clock, engine, deadline = self.stop, self.clock, self.engine, self.deadline
+        reserve = self.margin + (self.delivery.reserve() if self.delivery is not None else 0.0)
+        expected = self.delivery.expected() if self.delivery is not None else 0.0
+        stop_at = deadline - reserve
         total = stop.max_timesteps
+        kw = dict(frame_seq=self.frame_seq, meta=self.meta)
+        if clock() + self.step_time > stop_at:  # not one step fits: answer now rather than late
+            return answer_now(self.readout, stop, t_received=self.t_received, deadline=deadline,
+                              delivery=self.delivery, fallback=self.fallback, clock=clock, **kw)
+        engine.reset(x, keep_state=keep_state)
         best: Estimate | None = None
         reason = None
-        kw = dict(frame_seq=self.frame_seq, meta=self.meta)
         while True:
             if should_cancel is not None and should_cancel():
                 reason = CANCELED
                 break
             k = min(self.chunk, total - engine.t)
             if deadline != math.inf:
-                fits = int((deadline - margin - clock()) / self.step_time)
+                fits = int((stop_at - clock()) / self.step_time)
                 if fits < 1 and best is not None:
                     reason = BUDGET
                     break
-                # Spend at most half the time left on one chunk: a slow chunk (the OS took the CPU away,
-                # or the step-time estimate was low) then costs half the remaining budget, not the deadline.
                 k = max(1, min(k, fits // 2))
             t0 = clock()
             block = engine.advance(k)
@@ -220,13 +285,35 @@ class Query:
                     best = _row(block, scores, top, conf, 0, total, elapsed, **kw)
                 break
             best = _row(block, scores, top, conf, k - 1, total, elapsed, **kw)
-        now = clock()
         if best is None:
-            best = uniform_estimate(len(self.readout.labels), total, now - self.t_received, **kw)
-        best.final = True
-        best.elapsed = now - self.t_received
-        met = now <= deadline
-        return QueryOutcome(estimate=best, stop_reason=reason, deadline_met=met, steps=engine.t)
+            best = uniform_estimate(len(self.readout.labels), total, 0.0, **kw)
+        out = self._outcome(best, reason, expected, engine.t)
+        if reason == BUDGET:
+            out.overshoot = max(0.0, out.finished - stop_at)
+        return out
+
+    def _outcome(self, best: Estimate, reason: str, expected: float, steps: int) -> QueryOutcome:
+        return _outcome(best, reason, steps, self.t_received, self.deadline, expected, self.clock)
+
+
+def _outcome(best: Estimate, reason: str, steps: int, t_received: float, deadline: float, expected: float,
+             clock: Callable[[], float]) -> QueryOutcome:
+    now = clock()
+    best.final = True
+    best.elapsed = now - t_received
+    return QueryOutcome(estimate=best, stop_reason=reason, deadline_met=now + expected <= deadline, steps=steps,
+                        finished=now)
+
+
+def answer_now(readout: Readout, stop: StopConditions, *, t_received: float, deadline: float,
+               delivery: DeliveryModel | None = None, fallback: Estimate | None = None,
+               clock: Callable[[], float] = time.monotonic, frame_seq: int = 0, meta: Any = None) -> QueryOutcome:
+    """The ``infeasible`` answer, computing nothing: ``fallback`` (e.g. the stream's estimate of the same
+    frame) or the uniform prior. For a query whose deadline leaves no time for one step (or no engine)."""
+    kw = dict(frame_seq=frame_seq, meta=meta)
+    best = (replace(fallback, total_timesteps=stop.max_timesteps, **kw) if fallback is not None
+            else uniform_estimate(len(readout.labels), stop.max_timesteps, 0.0, **kw))
+    return _outcome(best, INFEASIBLE, 0, t_received, deadline, delivery.expected() if delivery else 0.0, clock)
 
 
 # ----------------------------------------------------------------------------- the image stream

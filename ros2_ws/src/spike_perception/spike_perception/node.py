@@ -3,20 +3,28 @@
 Threads: a worker thread runs the image stream (:class:`~spike_perception.core.StreamProcessor`); the
 executor's threads run the subscription and diagnostics (one mutually exclusive group), the service
 and the action (one reentrant group each). Queries use engines from a pool, never the stream's, so a
-query never blocks the stream and several queries run at once. The executor is
+query never blocks the stream and several queries run at once. At most ``max_concurrent_queries`` run
+at once and the executor has two threads more than that, so running queries can never take the last
+thread from the image subscription, parameter services or action cancels (a query beyond the limit
+waits for an engine while its deadline allows, else answers ``busy``). The executor is
 :class:`~spike_perception.send_time.SendTimeExecutor`, so a service query's budget counts from when the
-client sent it (``budget_from_send_time``), not from when a thread got to it.
+client sent it (``budget_from_send_time``), and each answered request feeds the
+:class:`~spike_perception.core.DeliveryModel` that keeps answers on time (docs/ros.md says why this
+executor and not rclpy's EventsExecutor).
 """
 
 from __future__ import annotations
 
 import array
 import collections
+import math
+import os
 import signal
 import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import rclpy
@@ -39,15 +47,17 @@ from anytime_snn.errors import BundleError
 from anytime_snn.model import load_bundle
 from anytime_snn.sim.streaming import StreamingEngine
 
-from .core import (CANCELED, Estimate, Query, Readout, SettingsError, StopConditions, StreamProcessor,
-                   StreamSettings, uniform_estimate)
+from .core import (CANCELED, INFEASIBLE, DeliveryModel, Estimate, Query, Readout, SettingsError, StopConditions,
+                   StreamProcessor, StreamSettings, answer_now, uniform_estimate)
+from .scheduling import ThreadScheduling
 from .image_convert import ImageRejected, InputAdapter
 from .model_path import resolve_model
 from .send_time import SendTimeExecutor, wants_send_time
 
 MAX_CHUNK = 64
 SHUTDOWN = "shutdown"  # stop reason of queries interrupted by the node's shutdown
-MAX_QUERY_ENGINES = 4
+BUSY = "busy"  # stop reason of queries that found every query engine in use
+RESERVED_THREADS = 2  # executor threads that queries can never occupy (intake, parameters, cancels)
 FEEDBACK_DEPTH = 1000
 
 PARAMS = {
@@ -68,9 +78,21 @@ PARAMS = {
     "frame_policy": ("latest", "'latest': a new frame preempts the current one; 'finish': the current frame "
                                "completes, a queue of one holds the newest frame.", {}),
     "reset_between_frames": (True, "false = carry membrane state into the next frame (video streams).", {}),
-    "deadline_margin": (0.0, "Seconds of a query's budget kept for delivering the answer (executor and "
-                               "transport); the node stops computing at budget - deadline_margin - 3 % of the budget.",
+    "deadline_margin": (0.0, "Extra seconds kept free before a query's deadline, on top of the measured answer "
+                             "delivery time (the delivery model's deadline_probability quantile).",
                         dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])),
+    "deadline_probability": (0.99, "Probability with which an answer should reach the client by its deadline: "
+                                   "the quantile of recent answer delivery times kept free before each deadline.",
+                             dict(floating_point_range=[FloatingPointRange(from_value=0.5, to_value=0.999,
+                                                                           step=0.0)])),
+    "max_concurrent_queries": (4, "Service and action queries computed at once (each has its own engine); the "
+                                  "executor gets two threads more (read at start-up).",
+                               dict(read_only=True,
+                                    integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])),
+    "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the stream worker and query threads; 0 = the normal "
+                             "scheduler. Needs CAP_SYS_NICE or root; a clear warning when not permitted.",
+                          dict(integer_range=[IntegerRange(from_value=0, to_value=99, step=1)])),
+    "cpu_affinity": ("", "CPUs for the stream worker and query threads, e.g. '1' or '0,1' (empty = any).", {}),
     "budget_from_send_time": (True, "true: a service query's budget counts from when the client sent it (the request's "
                                     "DDS source timestamp; same host or synchronised clocks); false: from the node's "
                                     "receipt.", {}),
@@ -89,9 +111,9 @@ def from_duration(d: Duration) -> float:
 
 
 class _Model:
-    """Everything derived from one loaded bundle."""
+    """Everything derived from one loaded bundle, and its pool of query engines."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, max_engines: int = 4):
         self.path = path
         self.bundle = load_bundle(path)
         self.adapter = InputAdapter.for_bundle(self.bundle)
@@ -101,6 +123,7 @@ class _Model:
         # not inside a deadline).
         self._free: list[StreamingEngine] = [self.new_engine()]
         self._count = 1
+        self.max_engines = max_engines
 
     def new_engine(self) -> StreamingEngine:
         engine = StreamingEngine(self.bundle, max_chunk=MAX_CHUNK)
@@ -114,10 +137,15 @@ class _Model:
             self.step_time = max(getattr(self, "step_time", 0.0), (time.monotonic() - t0) / 8)
         return engine
 
-    def acquire(self) -> StreamingEngine:
+    def acquire(self, until: float = 0.0) -> StreamingEngine | None:
+        """A free engine (a new one while fewer than ``max_engines`` exist), waiting for one until the
+        monotonic time ``until``; None if none became free."""
         with self._cv:
-            while not self._free and self._count >= MAX_QUERY_ENGINES:
-                self._cv.wait()
+            while not self._free and self._count >= self.max_engines:
+                left = until - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cv.wait(left)
             if self._free:
                 return self._free.pop()
             self._count += 1
@@ -135,10 +163,13 @@ class AnytimeClassifierNode(Node):
         for name, (default, text, extra) in PARAMS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=text, **extra))
         values = {name: self.get_parameter(name).value for name in PARAMS}
+        self.max_concurrent_queries = int(values["max_concurrent_queries"])
         self.model = self._load_model(values["model"])  # raises: no node without a model
         self._pending_model: _Model | None = None  # validated in the set-parameters callback, applied after
         self.settings = self._settings(values, self.model)
         self.deadline_margin = float(values["deadline_margin"])
+        self.delivery = DeliveryModel(probability=float(values["deadline_probability"]))
+        self.scheduling = ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
         self.budget_from_send_time = bool(values["budget_from_send_time"])
         self.stream_yields_to_queries = bool(values["stream_yields_to_queries"])
         self._no_deadline_queries = threading.Event()  # set while no query with a budget runs
@@ -150,10 +181,11 @@ class AnytimeClassifierNode(Node):
         self.action_group = ReentrantCallbackGroup()
 
         self.counters = {"rejected": 0, "queries": 0, "queries_missed_deadline": 0, "queries_failed": 0,
-                         "model_load_failures": 0}
+                         "queries_infeasible": 0, "queries_busy": 0, "model_load_failures": 0}
         self._model_error = ""  # the last failed model (re)load; cleared by a successful one
         self.rejected_by_reason: dict[str, int] = {}
-        self._latest: tuple | None = None  # (network input, header) of the last accepted frame
+        self._latest: tuple | None = None  # (network input, header, model, frame seq) of the last accepted frame
+        self._last_estimate: Estimate | None = None  # the stream's last published estimate
         self._lock = threading.Lock()
 
         self.pub = self.create_publisher(
@@ -165,7 +197,8 @@ class AnytimeClassifierNode(Node):
                                             callback_group=self.stream_group)
         self.srv = self.create_service(ClassifyWithDeadline, "classify_with_deadline", self._on_service,
                                        callback_group=self.service_group)
-        wants_send_time(self.srv)  # budgets count from the client's send time (see send_time.py)
+        # budgets count from the client's send time; each answer's delivery is measured (see send_time.py)
+        wants_send_time(self.srv, on_delivered=self._on_delivered)
         self._transit: collections.deque = collections.deque(maxlen=256)  # request sent -> callback start, s
         self.action = ActionServer(self, ClassifyAnytime, "classify_anytime", execute_callback=self._on_action,
                                    goal_callback=lambda _goal: GoalResponse.ACCEPT,
@@ -181,6 +214,7 @@ class AnytimeClassifierNode(Node):
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self.stream_group)
 
         self._worker = threading.Thread(target=self._work, name="snn-stream", daemon=True)
+        self._thread_state = threading.local()  # per thread: the ThreadScheduling applied to it, the last query's overshoot
         self._worker.start()
         self.get_logger().info(
             f"model {self.model.path} ({self.model.bundle.num_classes} classes, input {self.model.bundle.input.shape}); "
@@ -189,7 +223,7 @@ class AnytimeClassifierNode(Node):
 
     # ------------------------------------------------------------------ parameters
     def _load_model(self, value: str) -> _Model:
-        return _Model(str(resolve_model(value)))
+        return _Model(str(resolve_model(value)), self.max_concurrent_queries)
 
     @staticmethod
     def _settings(values: dict, model: _Model) -> StreamSettings:
@@ -216,6 +250,8 @@ class AnytimeClassifierNode(Node):
                 model = self._pending_model = self._load_model(values["model"])
                 loading = False
             self._pending_settings = self._settings(values, model)
+            DeliveryModel(probability=float(values["deadline_probability"]))
+            ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
         except (SettingsError, BundleError, OSError, ValueError, TypeError) as e:
             self._pending_model = None
             if loading:  # the model failed to load: the loaded one stays, diagnostics say so
@@ -240,6 +276,12 @@ class AnytimeClassifierNode(Node):
         self.budget_from_send_time = bool(self.get_parameter("budget_from_send_time").value)
         self.stream_yields_to_queries = bool(self.get_parameter("stream_yields_to_queries").value)
         for p in params:
+            if p.name == "deadline_probability":
+                self.delivery.set_probability(float(p.value))
+            elif p.name in ("realtime_priority", "cpu_affinity"):
+                values = {n: self.get_parameter(n).value for n in ("realtime_priority", "cpu_affinity")}
+                values[p.name] = p.value
+                self.scheduling = ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
             if p.name == "deadline_margin":
                 self.deadline_margin = float(p.value)
             elif p.name == "budget_from_send_time":
@@ -258,8 +300,8 @@ class AnytimeClassifierNode(Node):
             self._reject(e)
             return
         with self._lock:
-            self._latest = (x, msg.header, model)
-        self.processor.submit(x, meta=msg.header, t_received=t_received)
+            seq = self.processor.submit(x, meta=msg.header, t_received=t_received)
+            self._latest = (x, msg.header, model, seq)
 
     def _reject(self, e: ImageRejected) -> None:
         with self._lock:
@@ -270,6 +312,7 @@ class AnytimeClassifierNode(Node):
     def _work(self) -> None:
         proc = self.processor
         while self._running:
+            self._apply_scheduling()
             try:
                 proc.wait_for_work(0.1)
                 while self._running:
@@ -282,7 +325,7 @@ class AnytimeClassifierNode(Node):
                 self.get_logger().error(f"stream worker: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
                 time.sleep(0.01)
 
-    def _message(self, est: Estimate) -> AnytimeClassification:
+    def _message(self, est: Estimate, model: _Model | None = None) -> AnytimeClassification:
         msg = AnytimeClassification()
         if est.meta is not None:
             msg.header = est.meta
@@ -291,7 +334,7 @@ class AnytimeClassifierNode(Node):
         msg.total_timesteps = est.total_timesteps
         msg.scores = array.array("f", est.scores.tobytes())
         msg.top_class = est.top_class
-        msg.top_label = self.model.readout.label(est.top_class)
+        msg.top_label = (model or self.model).readout.label(est.top_class)
         msg.confidence = est.confidence
         msg.synaptic_events = est.synaptic_events
         msg.elapsed = to_duration(est.elapsed)
@@ -299,34 +342,66 @@ class AnytimeClassifierNode(Node):
         return msg
 
     def _publish(self, est: Estimate) -> None:
+        self._last_estimate = est
         self.pub.publish(self._message(est))
 
+    def _apply_scheduling(self) -> None:
+        """Give the calling thread the configured real-time priority / CPUs (once per change)."""
+        sched = self.scheduling
+        if getattr(self._thread_state, "value", None) is sched:
+            return
+        self._thread_state.value = sched
+        for problem in sched.apply():
+            self.get_logger().warning(f"{threading.current_thread().name}: {problem}")
+
+    def _on_delivered(self, transit: float | None, send: float) -> None:
+        """After a service answer went out (called on the thread that computed it, see send_time.py)."""
+        if transit is not None:
+            with self._lock:
+                self._transit.append(transit)
+        self.delivery.observe(transit, send, getattr(self._thread_state, "overshoot", 0.0))
+
     # ------------------------------------------------------------------ queries
+    def _deadline(self, stamp) -> float:
+        """The monotonic time of an absolute deadline (a builtin_interfaces/Time on the node's ROS clock);
+        inf for zero (none)."""
+        if not (stamp.sec or stamp.nanosec):
+            return math.inf
+        left = (stamp.sec * 1_000_000_000 + stamp.nanosec - self.get_clock().now().nanoseconds) * 1e-9
+        if left > 3600.0:
+            raise SettingsError(f"deadline is {left:.0f} s ahead (more than 3600 s: are the clocks synchronised?)")
+        return time.monotonic() + left
+
     def _run_query(self, req, t_received: float, on_estimate=None, should_cancel=None):
         """Shared by the service and the action: returns (AnytimeClassification, deadline_met, stop_reason)."""
         model = self.model
+        self._apply_scheduling()
 
-        def fail(reason: str):
+        def fail(reason: str, counter: str = "queries_failed"):
             with self._lock:
-                self.counters["queries_failed"] += 1
+                self.counters[counter] += 1
             est = uniform_estimate(model.bundle.num_classes, 0, time.monotonic() - t_received)
             est.final = True
-            return self._message(est), False, reason
+            return self._message(est, model), False, reason
 
         try:
             budget = from_duration(req.budget)
             stop = StopConditions(max_timesteps=int(req.max_timesteps) or self.settings.timesteps,
                                   min_confidence=float(req.min_confidence),
                                   max_synaptic_events=int(req.max_synaptic_events), budget=budget)
+            deadline = min(self._deadline(req.deadline), t_received + budget if budget > 0 else math.inf)
         except SettingsError as e:
             return fail(f"invalid request: {e}")
         header = req.image.header
+        fallback = None
         if req.image.height == 0:
             with self._lock:
-                latest = self._latest
+                latest, last = self._latest, self._last_estimate
             if latest is None or latest[2] is not model:
                 return fail("no image: the request has none (height 0) and no frame was received on the image topic")
             x, header = latest[0], latest[1]
+            if last is not None and last.frame_seq == latest[3]:
+                fallback = replace(last, frame_seq=0, final=False)  # the stream's estimate of this very frame
         else:
             try:
                 x = model.adapter.convert(req.image.height, req.image.width, req.image.encoding,
@@ -337,33 +412,48 @@ class AnytimeClassifierNode(Node):
         if should_cancel is None:
             def should_cancel():
                 return False
+        # an engine: wait while one step could still fit before the deadline, else (no deadline) not at all
+        engine = model.acquire(until=deadline - self.delivery.reserve() - self.deadline_margin - model.step_time
+                               if deadline != math.inf else 0.0)
+        if engine is None:
+            if deadline == math.inf:
+                return fail(f"busy: {model.max_engines} queries are running (max_concurrent_queries)", "queries_busy")
+            return self._finish_query(answer_now(model.readout, stop, t_received=t_received, deadline=deadline,
+                                                 delivery=self.delivery, fallback=fallback, meta=header), model)
         with self._lock:
             self._queries_in_flight += 1
-            if budget > 0:
+            if deadline != math.inf:
                 self._deadline_queries += 1
                 self._no_deadline_queries.clear()
-        engine = model.acquire()
         try:
             query = Query(engine, model.readout, stop, t_received=t_received, meta=header,
-                          margin=self.deadline_margin, step_time_hint=model.step_time)
+                          margin=self.deadline_margin, step_time_hint=model.step_time, deadline=deadline,
+                          delivery=self.delivery, fallback=fallback)
             # a long query ends at shutdown too (the executor joins its threads on exit)
             out = query.run(x, on_block=on_estimate, should_cancel=lambda: should_cancel() or not self.alive())
         finally:
             model.release(engine)
             with self._lock:
                 self._queries_in_flight -= 1
-                if budget > 0:
+                if deadline != math.inf:
                     self._deadline_queries -= 1
                     if self._deadline_queries == 0:
                         self._no_deadline_queries.set()
-        model.step_time = 0.5 * model.step_time + 0.5 * query.step_time
+        if out.steps:
+            model.step_time = 0.5 * model.step_time + 0.5 * query.step_time
         if out.stop_reason == CANCELED and not self._running:
             out.stop_reason = SHUTDOWN
+        return self._finish_query(out, model)
+
+    def _finish_query(self, out, model: _Model):
+        self._thread_state.overshoot = out.overshoot  # per thread: read by _on_delivered after the answer is sent
         with self._lock:
             self.counters["queries"] += 1
             if not out.deadline_met:
                 self.counters["queries_missed_deadline"] += 1
-        return self._message(out.estimate), out.deadline_met, out.stop_reason
+            if out.stop_reason == INFEASIBLE:
+                self.counters["queries_infeasible"] += 1
+        return self._message(out.estimate, model), out.deadline_met, out.stop_reason
 
     def _on_service(self, request, response, sent_at: float | None = None):
         """``sent_at``: when the client sent the request (monotonic; from :class:`SendTimeExecutor`); the
@@ -446,6 +536,13 @@ class AnytimeClassifierNode(Node):
             # request sent (client) -> service callback start, last 256 queries: time the budget already lost
             "query_transit_ms_median": f"{statistics.median(transit) * 1e3:.3f}" if transit else "nan",
             "query_transit_ms_max": f"{max(transit) * 1e3:.3f}" if transit else "nan",
+            "queries_infeasible": counters["queries_infeasible"],
+            "queries_busy": counters["queries_busy"],
+            # the answer-delivery model: what a query keeps free before its deadline, and the smallest
+            # budget (from the client's send) in which one timestep still fits
+            "answer_delivery_ms_expected": f"{self.delivery.expected() * 1e3:.3f}",
+            f"answer_delivery_ms_p{self.delivery.probability * 100:g}": f"{self.delivery.reserve() * 1e3:.3f}",
+            "smallest_feasible_budget_ms": f"{self._smallest_feasible_budget() * 1e3:.3f}",
         }
         values.update({f"rejected_{k}": v for k, v in sorted(reasons.items())})
         status = DiagnosticStatus(
@@ -459,6 +556,13 @@ class AnytimeClassifierNode(Node):
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
+
+    def _smallest_feasible_budget(self) -> float:
+        """Budget (counted from the client's send) that still leaves time for one timestep: request transit,
+        one step, the delivery reserve and the margin."""
+        with self._lock:
+            transit = statistics.median(self._transit) if self._transit else self.delivery.prior_transit
+        return transit + self.model.step_time + self.delivery.reserve() + self.deadline_margin
 
     def stop(self) -> None:
         """Stop the stream worker; running queries end at their next chunk (stop reason 'shutdown')."""
@@ -487,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         node = AnytimeClassifierNode()
-        executor = SendTimeExecutor(num_threads=4)
+        # queries can occupy at most max_concurrent_queries threads; the rest serve intake, parameters, cancels
+        executor = SendTimeExecutor(num_threads=node.max_concurrent_queries + RESERVED_THREADS)
         executor.add_node(node)
         # spin_once with a timeout (not spin()): the stop flag is checked at least every 0.1 s.
         while rclpy.ok() and not stop.is_set():

@@ -8,8 +8,12 @@ the send time (``time.monotonic()`` scale) to service callbacks that accept a th
 ``sent_at``; other services are run as rclpy runs them. With another executor the callback simply
 gets no ``sent_at`` and the node measures from its receipt.
 
+It also reports, per answered request, the request's transit and the time ``send_response`` took
+(the node's answer-delivery model learns from them).
+
 Depends on ``Executor._take_service`` of rclpy 9 (Kilted); if that hook disappears, nothing breaks:
-callbacks just get no send time. The source timestamp is the sender's system clock, so it is used
+callbacks just get no send time and the delivery model keeps its prior (an absolute ``deadline`` in
+the request needs no hook at all). The source timestamp is the sender's system clock, so it is used
 only when the transit it implies is plausible (0 to ``MAX_TRANSIT`` seconds): same host or
 synchronised clocks.
 """
@@ -53,12 +57,22 @@ class SendTimeExecutor(MultiThreadedExecutor):
         sent_at = send_time(getattr(header, "source_timestamp", 0))
 
         async def execute() -> None:
+            t_callback = time.monotonic()
             response = srv.callback(request, srv.srv_type.Response(), sent_at)
+            t_send = time.monotonic()
             srv.send_response(response, header)
+            delivered = getattr(srv, "_on_delivered", None)
+            if delivered is not None:
+                transit = t_callback - sent_at if sent_at is not None else None
+                delivered(transit, time.monotonic() - t_send)
 
         return execute
 
 
-def wants_send_time(service) -> None:
-    """Mark a service whose (synchronous) callback takes ``(request, response, sent_at=None)``."""
+def wants_send_time(service, on_delivered=None) -> None:
+    """Mark a service whose (synchronous) callback takes ``(request, response, sent_at=None)``.
+
+    ``on_delivered(transit, send)``, if given, is called after each response went out: the request's
+    transit (client send -> callback start, seconds; None when unknown) and how long sending took."""
     service._wants_send_time = True
+    service._on_delivered = on_delivered
