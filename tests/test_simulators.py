@@ -191,6 +191,31 @@ def test_all_three_agree_on_each_spike_train():
                 np.testing.assert_array_equal(pop.spikes[0], ref.spikes[layer_idx][t, b])
 
 
+@pytest.mark.parametrize("neuron", [NeuronConfig(), NeuronConfig.spinnaker(), NeuronConfig(delay_steps=3)],
+                         ids=["nl-iaf", "spinnaker", "delay3"])
+def test_streaming_blocks_longer_than_a_sub_block(neuron):
+    """advance(k) with k above SUB_BLOCK runs in sub-blocks: delay lines, pools and residual inputs cross
+    their boundaries, and every step's spikes stay in the buffers (rows 0 .. k-1)."""
+    from anytime_snn.sim.streaming import SUB_BLOCK
+
+    spec = NetSpec(input_shape=(8, 8, 2), convs=(("zero_pad2d", 1, 0, 1, ""), ("conv2d", 3, 4, 2, "valid"),
+                                                 ("max_pool2d", 2, 0, 1, "same"), ("residual", 3, 0, 1, "same")),
+                   dense=(7,), classes=3, neuron=neuron)
+    bundle = random_bundle(spec, 6)
+    x = random_inputs(spec, 2, 6)
+    k = 2 * SUB_BLOCK + 5
+    ref = reference.simulate(bundle, x, k + 4)
+    assert ref.spikes[0].sum() > 0
+    v_out, events, _ = _streaming_run(bundle, x, k + 4, [k, 4])
+    np.testing.assert_array_equal(v_out, ref.v_out.astype(np.float32))
+    np.testing.assert_array_equal(events, np.cumsum(ref.events, axis=0))
+    eng = StreamingEngine(bundle, max_chunk=k)
+    eng.reset(x[1])
+    eng.advance(k)
+    for pop, want in zip(eng.pops[:-1], ref.spikes):
+        np.testing.assert_array_equal(pop.spikes[:k], want[:k, 1])
+
+
 def test_events_are_per_sample_not_per_batch():
     """A published simulator summed spikes over the batch; ours must not: a sample's events are its own."""
     pytest.importorskip("tensorflow")

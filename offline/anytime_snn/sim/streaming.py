@@ -28,6 +28,9 @@ from .kernels import NUMPY as NUMPY_KERNELS
 # Below this fraction of active inputs a layer adds the synapses of the inputs that spiked instead of
 # running one GEMM (convolutions: einsum) over the block; the NumPy kernels use it for every layer.
 EVENT_DRIVEN_DENSITY = 0.3
+# Steps per internal sub-block of advance(k): blocks of 50-100 steps of a conv layer's currents leave
+# the L2 cache and ran 2.4x slower per step than blocks of 4-25 (docs/performance.md).
+SUB_BLOCK = 16
 
 
 def measured_density(layer: Layer, n_out: int, k: int) -> float:
@@ -113,15 +116,16 @@ class _Population:
         np.multiply(source, self.skip, out=extra)
         current += extra
 
-    def synaptic_current(self, source: np.ndarray, k: int, spike_count: int = 0) -> np.ndarray:
-        """Currents (k, n) = delayed ``source`` (k, n_in) through the synapses, plus bias.
+    def synaptic_current(self, source: np.ndarray, k: int, spike_count: int = 0, at: int = 0) -> np.ndarray:
+        """Currents (k, n) = delayed ``source`` (k, n_in) through the synapses, plus bias, into rows
+        ``at`` .. ``at + k`` of the current buffer.
 
         ``spike_count`` (number of True in ``source``) chooses between event-driven sums and a GEMM.
         """
         if self.delay:
             stacked = np.concatenate([self.history, source])
             source, self.history = stacked[:k], stacked[k:].copy()
-        out = self.current[:k]
+        out = self.current[at:at + k]
         events = source.dtype == bool and spike_count < self.event_limit[k]
         if self.layer.kind == "dense":
             if events:
@@ -138,9 +142,9 @@ class _Population:
         out += self.bias
         return out
 
-    def integrate(self, current: np.ndarray) -> np.ndarray:
-        """NL-IAF update for each of the k steps; returns the (k, n) bool spike block."""
-        spikes = self.spikes[: current.shape[0]]
+    def integrate(self, current: np.ndarray, at: int = 0) -> np.ndarray:
+        """NL-IAF update for each of the k steps; returns the (k, n) bool spike block (rows ``at`` ..)."""
+        spikes = self.spikes[at:at + current.shape[0]]
         self.kernels.integrate(current, self.v, self.refractory, self.threshold, self.subtract,
                                self.refractory_steps, spikes)
         return spikes
@@ -157,9 +161,9 @@ class _ZeroPad:
     def reset_state(self) -> None:
         pass
 
-    def forward(self, block: np.ndarray) -> np.ndarray:
+    def forward(self, block: np.ndarray, at: int = 0) -> np.ndarray:
         k, (h, w, _) = block.shape[0], self.in_shape
-        out = self.out[:k]
+        out = self.out[at:at + k]
         out[:, self.top:self.top + h, self.left:self.left + w] = block.reshape(k, *self.in_shape)
         return out.reshape(k, -1)
 
@@ -180,8 +184,8 @@ class _MaxPool:
         self.counts[:] = 0
         self.best[:] = 0
 
-    def forward(self, block: np.ndarray) -> np.ndarray:
-        out = self.out[: block.shape[0]]
+    def forward(self, block: np.ndarray, at: int = 0) -> np.ndarray:
+        out = self.out[at:at + block.shape[0]]
         self.kernels.pool_step(block, self.counts, self.best, self.index, out)
         return out
 
@@ -190,7 +194,7 @@ class _Flatten:
     def reset_state(self) -> None:
         pass
 
-    def forward(self, block: np.ndarray) -> np.ndarray:
+    def forward(self, block: np.ndarray, at: int = 0) -> np.ndarray:
         return block  # blocks are already flat (C order)
 
 
@@ -266,13 +270,26 @@ class StreamingEngine:
         self.events = 0
 
     def advance(self, k: int) -> StepBlock:
-        """Simulate ``k`` (1..max_chunk) more steps of the current frame."""
+        """Simulate ``k`` (1..max_chunk) more steps of the current frame.
+
+        Internally in sub-blocks of at most :data:`SUB_BLOCK` steps, so that a layer's block of
+        currents and spikes stays in the L2 cache (measured: docs/performance.md); every buffer still
+        holds all k steps afterwards."""
         if not 1 <= k <= self.max_chunk:
             raise ValueError(f"k must be in [1, {self.max_chunk}], got {k}")
         steps = self._steps[:k] + self.t
+        v_out = np.empty((k, self.num_classes), np.float32)
+        cum = np.empty(k, np.int64)
+        for at in range(0, k, SUB_BLOCK):
+            n = min(SUB_BLOCK, k - at)
+            self._block(at, n, v_out[at:at + n], cum[at:at + n])
+        return StepBlock(t=steps, v_out=v_out, events=cum)
+
+    def _block(self, at: int, k: int, v_out: np.ndarray, cum: np.ndarray) -> None:
+        """Steps t+1 .. t+k into rows ``at`` .. ``at + k`` of every buffer; fills ``v_out`` and ``cum``."""
         events = np.zeros(k, self.first.fanout_in.dtype)
         first = self.first
-        current = first.current[:k]
+        current = first.current[at:at + k]
         current[:] = self._analog_current
         if first.delay and self.t < first.delay:
             # The analog input reaches the first layer after its synaptic delay; until then the
@@ -281,27 +298,26 @@ class StreamingEngine:
         current += first.bias
         blocks, count_events = self._blocks, self.kernels.spike_events
         if first is not self.output:
-            blocks[self._first_index] = first.integrate(current)
+            blocks[self._first_index] = first.integrate(current, at)
         for i in range(self._first_index + 1, len(self.stages)):
             stage = self.stages[i]
             if stage.__class__ is not _Population:
-                blocks[i] = stage.forward(blocks[i - 1])
+                blocks[i] = stage.forward(blocks[i - 1], at)
                 continue
             count = count_events(blocks[i - 1], stage.fanout_in, events)
-            current = stage.synaptic_current(blocks[i - 1], k, count)
+            current = stage.synaptic_current(blocks[i - 1], k, count, at)
             if stage.skip is not None:
                 source = blocks[self._skips[i]]
                 count_events(source, stage.fanout_skip, events)
                 stage.add_skip(source, current)
             if stage is not self.output:
-                blocks[i] = stage.integrate(current)
+                blocks[i] = stage.integrate(current, at)
         out = self.output
-        v_out = np.cumsum(np.concatenate([out.v[None], current]), axis=0, dtype=np.float32)[1:]
+        v_out[:] = np.cumsum(np.concatenate([out.v[None], current]), axis=0, dtype=np.float32)[1:]
         out.v[:] = v_out[-1]
-        cum = self.events + np.cumsum(events).astype(np.int64)
+        cum[:] = self.events + np.cumsum(events).astype(np.int64)
         self.events = int(cum[-1])
         self.t += k
-        return StepBlock(t=steps, v_out=v_out, events=cum)
 
     def step(self) -> StepBlock:
         return self.advance(1)
