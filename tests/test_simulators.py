@@ -214,6 +214,10 @@ def test_streaming_blocks_longer_than_a_sub_block(neuron):
     eng.advance(k)
     for pop, want in zip(eng.pops[:-1], ref.spikes):
         np.testing.assert_array_equal(pop.spikes[:k], want[:k, 1])
+    # numba threads sharing the steps of each sub-block: the same floats
+    v_out, events, _ = _streaming_run(bundle, x, k + 4, [k, 4], dict(threads=2, event_density=2.0))
+    np.testing.assert_array_equal(v_out, ref.v_out.astype(np.float32))
+    np.testing.assert_array_equal(events, np.cumsum(ref.events, axis=0))
 
 
 def test_events_are_per_sample_not_per_batch():

@@ -59,8 +59,8 @@ class _Population:
     """One weighted layer: its synapses (from the previous layer) and, unless output, NL-IAF state."""
 
     def __init__(self, layer: Layer, in_shape: tuple[int, ...], max_chunk: int, event_density: float | None,
-                 kernels):
-        self.layer = layer
+                 kernels, threads: int = 1):
+        self.layer, self.threads = layer, threads
         self.kernels = kernels
         self.in_shape = in_shape
         self.out_shape = output_shape(layer, in_shape)
@@ -134,7 +134,7 @@ class _Population:
             else:
                 np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
         elif self.conv is not None and events:
-            self.conv.block_current(source.reshape(k, self.n_in), out)
+            self.conv.block_current(source.reshape(k, self.n_in), out, self.threads)
         else:
             events = False
             out[:] = ops.linear(self.layer, source.astype(np.float32, copy=False).reshape(k, *self.in_shape)).reshape(k, -1)
@@ -204,11 +204,12 @@ class StreamingEngine:
     ``event_density``: layers whose input spike block is sparser than this add the synapses of the
     inputs that spiked, denser blocks run one GEMM; None (default): per layer and block length, the
     crossover measured on this CPU (:func:`measured_density`). Each population counts the blocks that
-    took each path (``pops[i].path_blocks``). ``compiled``: use the numba kernels (:mod:`.kernels`), else NumPy.
+    took each path (``pops[i].path_blocks``). ``threads``: numba threads that share the steps of a
+    block in event-driven convolutions (default 1: the node's engine stays on its own thread). ``compiled``: use the numba kernels (:mod:`.kernels`), else NumPy.
     """
 
     def __init__(self, bundle: Bundle, max_chunk: int = 64, event_density: float | None = None,
-                 compiled: bool = True):
+                 compiled: bool = True, threads: int = 1):
         self.bundle = bundle
         ks = kernels.kernel_set(compiled)
         self.max_chunk = max_chunk
@@ -220,7 +221,7 @@ class StreamingEngine:
         self._skips = []  # per stage: the stage index of its residual source, or None
         for layer in bundle.layers:
             if layer.weighted:
-                stage = _Population(layer, shape, max_chunk, event_density, ks)
+                stage = _Population(layer, shape, max_chunk, event_density, ks, threads)
                 self.pops.append(stage)
             elif layer.kind == "zero_pad2d":
                 stage = _ZeroPad(layer, shape, max_chunk)

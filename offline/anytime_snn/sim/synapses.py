@@ -99,8 +99,17 @@ class Synapses:
         """out = the synaptic current (no bias) of analog input ``x`` (flat): the batched engine's sums."""
         _analog(self.g, self.kernel, x, out)
 
-    def block_current(self, spikes: np.ndarray, out: np.ndarray) -> None:
-        """out[i] = the synaptic current (no bias) of spike vector spikes[i] (k, n_in) bool."""
+    def block_current(self, spikes: np.ndarray, out: np.ndarray, threads: int = 1) -> None:
+        """out[i] = the synaptic current (no bias) of spike vector spikes[i] (k, n_in) bool; with
+        ``threads`` > 1 the k steps are shared among that many numba threads (the same floats)."""
+        if threads > 1 and len(spikes) > 1:
+            previous = numba.get_num_threads()
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            try:
+                _spike_block_parallel(self.g, self.weights, self.ytab, self.xtab, spikes, out)
+            finally:
+                numba.set_num_threads(previous)
+            return
         _spike_block(self.g, self.weights, self.ytab, self.xtab, spikes, out, self.channels)
 
 
@@ -282,6 +291,16 @@ if numba is not None:
     @_jit
     def _spike_block(g, w, ytab, xtab, spikes, out, cs):  # pragma: no cover - compiled
         for i in range(spikes.shape[0]):
+            out[i, :] = 0
+            if g[G_KIND] == CONV:
+                conv_spikes(g, w, ytab, xtab, spikes[i], out[i], cs)
+            else:
+                add_spikes(g, w, spikes[i], out[i])
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False, parallel=True)
+    def _spike_block_parallel(g, w, ytab, xtab, spikes, out):  # pragma: no cover - compiled
+        for i in numba.prange(spikes.shape[0]):
+            cs = np.empty(g[G_IC], np.int64)
             out[i, :] = 0
             if g[G_KIND] == CONV:
                 conv_spikes(g, w, ytab, xtab, spikes[i], out[i], cs)
