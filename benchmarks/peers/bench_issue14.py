@@ -6,7 +6,7 @@ plain NumPy time-stepped loop (a script, not a test).
 
 Workloads (real MNIST test images, T = 100, V0 = 0.5, reset by subtraction): ``conv``, the net of issue 14
 (28x28x1 -> 3x3/32 s1 -> 3x3/32 s2 -> 3x3/64 s1 -> 3x3/64 s2 -> dense 10, zero padding 1, gains fitted for
-~10 % firing; benchmarks/conv_workload.py) and ``dense``, the bundled 784-1200-1200-10 model. Modes: a
+~10 % firing; benchmarks/conv_workload.py) and ``dense``, the bundled 784-1200-1200-10 model with V0 = 0.5. Modes: a
 batch (``--batch`` images per call: 50 conv, 250 dense) and one frame per call (T steps of one image).
 
 Before anything is timed, every simulator's per-neuron spike counts of every hidden layer and its
@@ -222,7 +222,9 @@ def main() -> int:
     if not peers_available:
         log(f"{args.peer_python} missing: sinabs and SpikingJelly are skipped (benchmarks/peers/setup.sh)")
     for name in args.workloads.split(","):
-        bundle = conv_workload("pad1") if name == "conv" else load_bundle(ROOT / "models" / "default")
+        # V0 = 0.5 everywhere: SpikingJelly's half-threshold IF neuron has no per-neuron V0 (the bundled
+        # model's optimized V0 is per neuron)
+        bundle = conv_workload("pad1") if name == "conv" else load_bundle(ROOT / "models" / "default").with_v0(0.5)
         batch = args.batch or (50 if name == "conv" else 250)
         x = network_input(bundle, images[:batch])
         xc, xf = x[:args.check_images], x[:args.frames]
@@ -277,10 +279,12 @@ def main() -> int:
         t_b = _rotation(fns, args.rounds)
         # one frame per call
         stream_eng = {k: StreamingEngine(bundle, max_chunk=k) for k in (10, steps)}
+        stream_eng["10x2"] = StreamingEngine(bundle, max_chunk=10, threads=2)
         xla_1 = xla_loop(bundle, steps, 1)
 
-        def frames(k):
-            eng = stream_eng[k]
+        def frames(key):
+            eng = stream_eng[key]
+            k = eng.max_chunk
 
             def run():
                 for xi in xf:
@@ -290,6 +294,7 @@ def main() -> int:
             return timed(run)
 
         fns = {f"ours_stream_k{steps}": frames(steps), "ours_stream_k10": frames(10),
+               "ours_stream_k10_2threads": frames("10x2"),
                "numpy_loop": timed(lambda: [loop(xf[j:j + 1]) for j in range(len(xf))]),
                "xla_loop": timed(lambda: [xla_1(xf[j:j + 1]) for j in range(len(xf))])}
         for p in peers:
