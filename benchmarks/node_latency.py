@@ -42,7 +42,7 @@ HOG = "while True: pass"
 def traced_node(out_path: str) -> int:
     """Run the node's main() with per-request timestamps; write them to ``out_path`` at exit."""
     from spike_perception import node as node_mod
-    from spike_perception.send_time import send_time
+    from spike_perception.executor import send_time
 
     trace: dict[int, dict] = {}
     cls = node_mod.AnytimeClassifierNode

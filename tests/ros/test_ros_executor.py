@@ -1,4 +1,5 @@
-"""Where a deadline query's budget starts: the request's send time (spike_perception.send_time)."""
+"""The node's executor (spike_perception.executor): marked services run on workers that send their own answers,
+with the request's send time and delivery measurements; everything else runs as rclpy runs it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sandbox import ros_environment, workspace_missing
 
 
 def test_send_time_from_source_timestamp():
-    from spike_perception.send_time import MAX_TRANSIT, send_time
+    from spike_perception.executor import MAX_TRANSIT, send_time
 
     now_ns, now_mono = 1_700_000_000_000_000_000, 500.0
     assert send_time(now_ns - 2_500_000, now_ns=now_ns, now_mono=now_mono) == pytest.approx(500.0 - 0.0025)
@@ -24,9 +25,10 @@ def test_send_time_from_source_timestamp():
 
 
 @pytest.mark.skipif(workspace_missing() is not None, reason=workspace_missing() or "")
-def test_executor_passes_the_send_time_to_marked_services(monkeypatch):
-    """In one process over DDS: the marked service's callback gets a send time between the client's call
-    and the callback; an unmarked one is called as rclpy calls it."""
+def test_executor_serves_marked_services_on_workers_with_their_send_time(monkeypatch):
+    """In one process over DDS: the marked service's callback runs on a worker thread (not the executor's)
+    with a send time between the client's call and the callback, and the delivery report follows its
+    answer; an unmarked one is called on the executor's thread as rclpy calls it."""
     for k, v in ros_environment().items():
         if k.startswith(("ROS_", "RMW_", "AMENT_")):
             monkeypatch.setenv(k, v)
@@ -34,7 +36,9 @@ def test_executor_passes_the_send_time_to_marked_services(monkeypatch):
     from rcl_interfaces.srv import GetParameters
     from rclpy.node import Node
 
-    from spike_perception.send_time import SendTimeExecutor, wants_send_time
+    import concurrent.futures
+
+    from spike_perception.executor import QueryExecutor, hook_available, serve_on_workers
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -43,20 +47,26 @@ def test_executor_passes_the_send_time_to_marked_services(monkeypatch):
         node = Node(f"send_time_test_{os.getpid()}", context=ctx)
 
         def marked(req, resp, sent_at=None):
-            seen["marked"] = (sent_at, time.monotonic())
+            seen["marked"] = (sent_at, time.monotonic(), threading.current_thread().name)
             return resp
 
         def plain(req, resp):
-            seen["plain"] = True
+            seen["plain"] = threading.current_thread().name
             return resp
 
+        def delivered(transit, send):
+            seen["delivered"] = (transit, send)
+
         tag = f"send_time_test_{os.getpid()}"  # unique: this process is not in a network sandbox
-        wants_send_time(node.create_service(GetParameters, f"{tag}/marked", marked))
+        assert hook_available()  # rclpy 9: QueryExecutor, not the MultiThreadedExecutor fallback
+        pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="worker")
+        serve_on_workers(node.create_service(GetParameters, f"{tag}/marked", marked), pool.submit, delivered)
         node.create_service(GetParameters, f"{tag}/plain", plain)
-        ex = SendTimeExecutor(num_threads=2, context=ctx)
+        ex = QueryExecutor(context=ctx)
         ex.add_node(node)
         stop = threading.Event()
-        spin = threading.Thread(target=lambda: [ex.spin_once(0.05) for _ in iter(stop.is_set, True)], daemon=True)
+        spin = threading.Thread(target=lambda: [ex.spin_once(0.05) for _ in iter(stop.is_set, True)], daemon=True,
+                                name="spin")
         spin.start()
         t_call = {}
         for name in ("marked", "plain"):
@@ -68,11 +78,14 @@ def test_executor_passes_the_send_time_to_marked_services(monkeypatch):
             while not fut.done() and time.monotonic() < t_end:
                 time.sleep(0.001)
             assert fut.done(), name
-        sent_at, t_callback = seen["marked"]
+        sent_at, t_callback, thread = seen["marked"]
         assert sent_at is not None and t_call["marked"] <= sent_at <= t_callback
-        assert seen["plain"]
+        assert thread.startswith("worker") and seen["plain"] == "spin"
+        transit, send = seen["delivered"]
+        assert 0 <= transit <= t_callback - sent_at and 0 <= send < 1.0
     finally:
         stop.set()
         spin.join(2)
         ex.shutdown()
+        pool.shutdown()
         rclpy.shutdown(context=ctx)

@@ -128,7 +128,7 @@ def test_service_stop_reasons(box):
     assert all(b["stop_reason"] == "budget" and b["result"]["timestep"] >= 1 for b in answers), answers
     # the node stops computing before the deadline, keeping time for the answer's way back (deadline
     # adherence at the client: tests/ros/test_ros_deadlines.py and benchmarks/node_latency.py)
-    assert sum(b["result"]["elapsed"] < 0.03 and b["deadline_met"] for b in answers) >= 4, answers
+    assert sum(b["result"]["elapsed"] < 0.03 and b["deadline_met"] for b in answers) >= 3, answers
     assert max(b["result"]["elapsed"] for b in answers) < 0.03 + 1.0, answers
     # a budget in which not even one step can reach the client in time: answered at once, nothing computed
     tiny = box.ok("service", index=3, max_timesteps=1_000_000, budget=0.0002)

@@ -153,8 +153,8 @@ class DeliveryModel:
     process: :attr:`QueryOutcome.overshoot`). The answer goes back over the same DDS path and through an executor wake-up like the request,
     so the request's transit stands in for the response's. :meth:`reserve` is the ``probability``
     quantile of the recent samples (the time a query keeps free before its deadline); :meth:`expected`
-    the median (the prediction behind ``deadline_met``). Until ``min_samples`` samples exist, both are at
-    least ``prior``. Thread-safe.
+    the median (the prediction behind ``deadline_met``). Until ``min_samples`` samples exist, the reserve is
+    at least ``prior`` and the expectation at least ``prior_transit``. Thread-safe.
     """
 
     def __init__(self, probability: float = 0.99, window: int = 256, prior: float = 0.002,
@@ -180,9 +180,9 @@ class DeliveryModel:
                     a = np.fromiter(self._samples, float, len(self._samples))
                     reserve, expected = (float(v) for v in np.quantile(a, [self.probability, 0.5]))
                 else:
-                    reserve = expected = self.prior
+                    reserve = expected = 0.0
                 if len(self._samples) < self.min_samples:
-                    reserve, expected = max(reserve, self.prior), max(expected, self.prior)
+                    reserve, expected = max(reserve, self.prior), max(expected, self.prior_transit)
                 self._cache = (reserve, expected)
             return self._cache
 

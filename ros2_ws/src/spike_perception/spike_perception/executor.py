@@ -1,29 +1,31 @@
-"""When a service request was sent: the executor that tells deadline queries where their budget starts.
+"""The node's executor: one thread takes everything in; deadline queries compute on worker threads.
 
-A client's deadline counts from when it sent the request, not from when the node's callback began.
-Between the two lie DDS delivery, the executor's wait set and the hand-off to a worker thread:
-measured here 0.6 ms median and up to 5 ms on a loaded 2-core machine — time a budget measured from
-the callback never saw. :class:`SendTimeExecutor` reads each request's DDS source timestamp and passes
-the send time (``time.monotonic()`` scale) to service callbacks that accept a third argument
-``sent_at``; other services are run as rclpy runs them. With another executor the callback simply
-gets no ``sent_at`` and the node measures from its receipt.
+Measured with ``benchmarks/ros_executors.py`` (docs/ros.md): rclpy's ``MultiThreadedExecutor`` rebuilds its
+wait set in Python and hands each callback to a thread pool, which costs a request about 0.5 ms more at the
+median and several ms at the 99th percentile than ``SingleThreadedExecutor``; the experimental
+``EventsExecutor`` is as fast as the single-threaded one when it runs a callback itself, but slower when the
+work must move to another thread and the answer come back through a future. So :class:`QueryExecutor` is a
+``SingleThreadedExecutor`` that takes the requests of services marked with :func:`serve_on_workers` itself
+and passes each to a worker (``submit``): the worker computes the answer and sends it (no way back through
+the executor), while the executor thread stays free for images, parameters, timers and action cancels.
 
-It also reports, per answered request, the request's transit and the time ``send_response`` took
-(the node's answer-delivery model learns from them).
-
-Depends on ``Executor._take_service`` of rclpy 9 (Kilted); if that hook disappears, nothing breaks:
-callbacks just get no send time and the delivery model keeps its prior (an absolute ``deadline`` in
-the request needs no hook at all). The source timestamp is the sender's system clock, so it is used
-only when the transit it implies is plausible (0 to ``MAX_TRANSIT`` seconds): same host or
-synchronised clocks.
+Taking the request ourselves also gives its header: the DDS source timestamp tells when the client sent
+it (:func:`send_time`), so a relative budget counts from the send, and after each answer the worker
+reports the request's transit and how long sending took (the node's answer-delivery model learns from
+them). Depends on ``Executor._take_service`` of rclpy 9 (Kilted, Jazzy); where that hook is missing,
+:func:`make_executor` falls back to a ``MultiThreadedExecutor`` with enough threads, and callbacks get no
+send time (an absolute ``deadline`` in the request needs no hook). The source timestamp is the sender's
+system clock, so it is used only when the transit it implies is plausible (0 to ``MAX_TRANSIT`` s).
 """
 
 from __future__ import annotations
 
+import sys
 import time
+import traceback
 
 from rclpy.exceptions import InvalidHandle
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 
 MAX_TRANSIT = 1.0  # seconds; a larger (or negative) apparent transit means the clocks differ
 
@@ -40,12 +42,42 @@ def send_time(source_timestamp_ns: int, *, now_ns: int | None = None, now_mono: 
     return now_mono - transit
 
 
-class SendTimeExecutor(MultiThreadedExecutor):
-    """A MultiThreadedExecutor that calls ``callback(request, response, sent_at)`` for services marked
-    with :func:`wants_send_time`."""
+def hook_available() -> bool:
+    """True when rclpy's executors take service requests through the ``_take_service`` hook we override."""
+    return callable(getattr(Executor, "_take_service", None))
+
+
+def serve_on_workers(service, submit, on_delivered=None) -> None:
+    """Mark a service whose (synchronous) callback takes ``(request, response, sent_at=None)``: under
+    :class:`QueryExecutor`, ``submit(fn)`` runs each request on a worker, which also sends the answer.
+    ``on_delivered(transit, send)``, if given, is called after each answer went out: the request's transit
+    (client send -> the executor took it, seconds; None when unknown: the wait for a worker is left out, as
+    the answer's way back has no such hand-off) and how long sending took."""
+    service._submit = submit
+    service._on_delivered = on_delivered
+
+
+def _serve(srv, request, header, sent_at: float | None, taken: float) -> None:
+    try:
+        response = srv.callback(request, srv.srv_type.Response(), sent_at)
+        t_send = time.monotonic()
+        srv.send_response(response, header)
+        if srv._on_delivered is not None:
+            srv._on_delivered(taken - sent_at if sent_at is not None else None, time.monotonic() - t_send)
+    except Exception:  # a worker must not die silently: the node's callbacks catch their own errors
+        traceback.print_exc(file=sys.stderr)
+
+
+async def _nothing() -> None:
+    return None
+
+
+class QueryExecutor(SingleThreadedExecutor):
+    """A single-threaded executor whose marked services (:func:`serve_on_workers`) run on workers."""
 
     def _take_service(self, srv):
-        if not getattr(srv, "_wants_send_time", False):
+        submit = getattr(srv, "_submit", None)
+        if submit is None:
             return super()._take_service(srv)
         try:
             with srv.handle:
@@ -54,25 +86,13 @@ class SendTimeExecutor(MultiThreadedExecutor):
             return None
         if header is None:
             return None
-        sent_at = send_time(getattr(header, "source_timestamp", 0))
-
-        async def execute() -> None:
-            t_callback = time.monotonic()
-            response = srv.callback(request, srv.srv_type.Response(), sent_at)
-            t_send = time.monotonic()
-            srv.send_response(response, header)
-            delivered = getattr(srv, "_on_delivered", None)
-            if delivered is not None:
-                transit = t_callback - sent_at if sent_at is not None else None
-                delivered(transit, time.monotonic() - t_send)
-
-        return execute
+        submit(_serve, srv, request, header, send_time(getattr(header, "source_timestamp", 0)), time.monotonic())
+        return _nothing
 
 
-def wants_send_time(service, on_delivered=None) -> None:
-    """Mark a service whose (synchronous) callback takes ``(request, response, sent_at=None)``.
-
-    ``on_delivered(transit, send)``, if given, is called after each response went out: the request's
-    transit (client send -> callback start, seconds; None when unknown) and how long sending took."""
-    service._wants_send_time = True
-    service._on_delivered = on_delivered
+def make_executor(workers: int, context=None) -> Executor:
+    """:class:`QueryExecutor`, or where rclpy lacks its hook a ``MultiThreadedExecutor`` with ``workers`` + 2
+    threads (then long queries occupy executor threads, but never the last two)."""
+    if hook_available():
+        return QueryExecutor(context=context)
+    return MultiThreadedExecutor(num_threads=workers + 2, context=context)

@@ -1,22 +1,21 @@
 """The rclpy adapter: topics, service, action, parameters and diagnostics around the ROS-free core.
 
-Threads: a worker thread runs the image stream (:class:`~spike_perception.core.StreamProcessor`); the
-executor's threads run the subscription and diagnostics (one mutually exclusive group), the service
-and the action (one reentrant group each). Queries use engines from a pool, never the stream's, so a
-query never blocks the stream and several queries run at once. At most ``max_concurrent_queries`` run
-at once and the executor has two threads more than that, so running queries can never take the last
-thread from the image subscription, parameter services or action cancels (a query beyond the limit
-waits for an engine while its deadline allows, else answers ``busy``). The executor is
-:class:`~spike_perception.send_time.SendTimeExecutor`, so a service query's budget counts from when the
-client sent it (``budget_from_send_time``), and each answered request feeds the
-:class:`~spike_perception.core.DeliveryModel` that keeps answers on time (docs/ros.md says why this
-executor and not rclpy's EventsExecutor).
+Threads: a worker thread runs the image stream (:class:`~spike_perception.core.StreamProcessor`); one
+executor thread (:class:`~spike_perception.executor.QueryExecutor`) takes images, parameter requests,
+timers, service requests and action goals and cancels; service queries and action goals compute on a
+pool of ``max_concurrent_queries`` + 2 query threads, each with an engine from a pool (never the stream's),
+and a service worker sends its own answer. At most ``max_concurrent_queries`` compute at once; a query
+beyond that waits for an engine while its deadline allows one step, else answers ``infeasible`` (with a
+deadline) or ``busy`` (without), on one of the two spare threads. Long queries therefore never hold up
+intake, parameters or cancels. Each answered request feeds the
+:class:`~spike_perception.core.DeliveryModel` that keeps answers on time (docs/ros.md: why this executor).
 """
 
 from __future__ import annotations
 
 import array
 import collections
+import concurrent.futures
 import math
 import os
 import signal
@@ -36,6 +35,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.task import Future
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
@@ -52,12 +52,12 @@ from .core import (CANCELED, INFEASIBLE, DeliveryModel, Estimate, Query, Readout
 from .scheduling import ThreadScheduling
 from .image_convert import ImageRejected, InputAdapter
 from .model_path import resolve_model
-from .send_time import SendTimeExecutor, wants_send_time
+from .executor import make_executor, serve_on_workers
 
 MAX_CHUNK = 64
 SHUTDOWN = "shutdown"  # stop reason of queries interrupted by the node's shutdown
 BUSY = "busy"  # stop reason of queries that found every query engine in use
-RESERVED_THREADS = 2  # executor threads that queries can never occupy (intake, parameters, cancels)
+SPARE_WORKERS = 2  # query threads beyond max_concurrent_queries: they answer 'busy' / 'infeasible' at once
 FEEDBACK_DEPTH = 1000
 
 PARAMS = {
@@ -85,8 +85,8 @@ PARAMS = {
                                    "the quantile of recent answer delivery times kept free before each deadline.",
                              dict(floating_point_range=[FloatingPointRange(from_value=0.5, to_value=0.999,
                                                                            step=0.0)])),
-    "max_concurrent_queries": (4, "Service and action queries computed at once (each has its own engine); the "
-                                  "executor gets two threads more (read at start-up).",
+    "max_concurrent_queries": (4, "Service and action queries computed at once (each on its own thread and "
+                                  "engine; read at start-up).",
                                dict(read_only=True,
                                     integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])),
     "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the stream worker and query threads; 0 = the normal "
@@ -197,8 +197,11 @@ class AnytimeClassifierNode(Node):
                                             callback_group=self.stream_group)
         self.srv = self.create_service(ClassifyWithDeadline, "classify_with_deadline", self._on_service,
                                        callback_group=self.service_group)
-        # budgets count from the client's send time; each answer's delivery is measured (see send_time.py)
-        wants_send_time(self.srv, on_delivered=self._on_delivered)
+        # queries run on the query threads, which send their answers; budgets count from the client's send
+        # time and each answer's delivery is measured (see executor.py)
+        self.query_pool = concurrent.futures.ThreadPoolExecutor(self.max_concurrent_queries + SPARE_WORKERS,
+                                                                thread_name_prefix="snn-query")
+        serve_on_workers(self.srv, self.query_pool.submit, on_delivered=self._on_delivered)
         self._transit: collections.deque = collections.deque(maxlen=256)  # request sent -> callback start, s
         self.action = ActionServer(self, ClassifyAnytime, "classify_anytime", execute_callback=self._on_action,
                                    goal_callback=lambda _goal: GoalResponse.ACCEPT,
@@ -467,8 +470,21 @@ class AnytimeClassifierNode(Node):
         response.result, response.deadline_met, response.stop_reason = self._run_query(request, t_start)
         return response
 
-    def _on_action(self, goal_handle):
+    async def _on_action(self, goal_handle):
+        """The goal computes on a query thread; the executor thread only waits for its result."""
         t_received = time.monotonic()
+        done = Future(executor=self.executor)
+
+        def job():
+            try:
+                done.set_result(self._execute_goal(goal_handle, t_received))
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting executor task
+                done.set_exception(e)
+
+        self.query_pool.submit(job)
+        return await done
+
+    def _execute_goal(self, goal_handle, t_received: float):
         total = int(goal_handle.request.max_timesteps) or self.settings.timesteps
 
         def feedback(block, scores, top, conf, n, elapsed):
@@ -569,6 +585,7 @@ class AnytimeClassifierNode(Node):
         self._running = False
         self.processor._wake.set()
         self._worker.join(timeout=2.0)
+        self.query_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def queries_in_flight(self) -> int:
@@ -591,8 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         node = AnytimeClassifierNode()
-        # queries can occupy at most max_concurrent_queries threads; the rest serve intake, parameters, cancels
-        executor = SendTimeExecutor(num_threads=node.max_concurrent_queries + RESERVED_THREADS)
+        executor = make_executor(node.max_concurrent_queries)
         executor.add_node(node)
         # spin_once with a timeout (not spin()): the stop flag is checked at least every 0.1 s.
         while rclpy.ok() and not stop.is_set():
