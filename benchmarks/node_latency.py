@@ -2,7 +2,7 @@
 """Deadline queries as a client sees them, and where their time goes, with real processes.
 
     .venv/bin/python benchmarks/node_latency.py [--queries 1000] [--budgets 5,10,20,50] [--deadline absolute|budget]
-                                                [--hogs 2] [--model DIR] [--json out.json]
+                                                [--hogs 2] [--model DIR] [--record results/NAME.json]
 
 A plain rclpy client (call_async + SingleThreadedExecutor.spin_until_future_complete, one query at a time,
 real MNIST test digits) asks the node (started from the launch file) for its best answer by a deadline:
@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_bench import ROOT, pct, reexec_in_ros_env  # noqa: E402
+from record import Record  # noqa: E402
 
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("NODE_LATENCY_DOMAIN_ID", "80")
 HOG = "while True: pass"
@@ -166,6 +167,8 @@ def run(args) -> dict:
     for pb in per_budget.values():
         pb["on_time"] /= pb["n"]
         pb["accuracy"] = pb.pop("correct") / pb["n"]
+        late = sorted(pb.pop("late_ms"))
+        pb["late_ms"] = {"n": len(late), "median": late[len(late) // 2], "max": late[-1]} if late else {"n": 0}
 
     def dist(v):
         return {"p50": pct(v, 50), "p90": pct(v, 90), "p99": pct(v, 99), "max": max(v)} if v else {}
@@ -189,10 +192,14 @@ def main():
     ap.add_argument("--budget-from", choices=["send", "receipt"], default="send",
                     help="the node's budget_from_send_time (relative budgets only)")
     ap.add_argument("--hogs", type=int, default=0, help="busy-loop processes running beside node and client")
-    ap.add_argument("--json")
+    ap.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, "
+                                     "machine, load) to this JSON file, e.g. results/node_latency_idle.json")
     args = ap.parse_args()
     if not os.environ.get("NODE_BENCH_INNER"):
         sys.exit(reexec_in_ros_env(sys.argv[1:], script=__file__))
+    from spike_perception.model_path import resolve_model
+
+    record = Record(resolve_model(args.model))
     r = run(args)
     la = r["load_average"]
     print(f"{r['queries']} queries ({r['deadline']} deadlines, {r['hogs']} CPU hogs), load average "
@@ -201,13 +208,14 @@ def main():
         if d:
             print(f"  {k:17s} p50 {d['p50']:7.3f}  p90 {d['p90']:7.3f}  p99 {d['p99']:7.3f}  max {d['max']:7.3f} ms")
     for k, pb in r["per_budget"].items():
-        late = sorted(pb["late_ms"])
+        late = pb["late_ms"]
         print(f"  {k:>6s}: on time {pb['on_time']:.1%}, accuracy {pb['accuracy']:.1%}, {pb['reasons']}"
-              + (f", late by {late[len(late) // 2]:.2f} ms median, {late[-1]:.2f} max" if late else ""))
+              + (f", {late['n']} late by {late['median']:.2f} ms median, {late['max']:.2f} max" if late["n"] else ""))
     print(f"  all: on time {r['on_time_all']:.1%}; node's deadline_met agrees with the client on "
           f"{r['deadline_met_agrees']:.1%}; answers computed past their deadline: {r['computed_after_deadline']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1))
+    if args.record:
+        record.finish(r)
+        record.write(args.record)
 
 
 if __name__ == "__main__":

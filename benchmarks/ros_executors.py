@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Which rclpy executor gets a service request to its callback, and the answer back, fastest?
 
-    .venv/bin/python benchmarks/ros_executors.py [--queries 400] [--busy-thread] [--json out.json]
+    .venv/bin/python benchmarks/ros_executors.py [--queries 400] [--busy-thread] [--record results/NAME.json]
 
 A server process runs one trivial service (our ClassifyWithDeadline type, answered at once) on each
 candidate executor in turn; a plain client (call_async + SingleThreadedExecutor.spin_until_future_complete,
@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_bench import pct, reexec_in_ros_env  # noqa: E402
+from record import Record  # noqa: E402
 
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("ROS_EXECUTORS_DOMAIN_ID", "81")
 KINDS = ("mt", "st", "events", "events-worker")
@@ -139,10 +140,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--busy-thread", action="store_true")
-    ap.add_argument("--json")
+    ap.add_argument("--record", help="write the numbers with their provenance to this JSON file")
     args = ap.parse_args()
     if not os.environ.get("NODE_BENCH_INNER"):
         sys.exit(reexec_in_ros_env(sys.argv[1:], script=__file__))
+    record = Record()
     load0 = os.getloadavg()
     out = {}
     for kind in args.kinds.split(","):
@@ -158,9 +160,9 @@ def main() -> None:
               f"response p50 {d['response_ms']['p50']:.3f} p99 {d['response_ms']['p99']:.3f} ms ({d['calls']} calls)")
     load1 = os.getloadavg()
     print(f"load average {load0[0]:.2f} -> {load1[0]:.2f}; busy thread in the server: {args.busy_thread}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"load_average": [load0, load1], "busy_thread": args.busy_thread,
-                                               "queries": args.queries, "executors": out}, indent=1))
+    if args.record:
+        record.finish({"busy_thread": args.busy_thread, "queries": args.queries, "executors": out})
+        record.write(args.record)
 
 
 if __name__ == "__main__":
