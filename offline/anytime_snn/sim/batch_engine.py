@@ -273,6 +273,7 @@ def _graph(bundle: Bundle) -> list[tuple]:
 
 
 if numba is not None:
+    from .neuron import fire, step
     from .synapses import add_analog, add_dense_all, add_dense_rows, add_event, conv_all, conv_spikes, window
 
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -291,30 +292,20 @@ if numba is not None:
         """
         nb, nout = current.shape
         fired = np.zeros(nb, np.int64)
-        zero = np.float32(0.0)
         for b in range(nb):
             f = 0
+            vb, cb, sb = v[b], current[b], slot[b]
             if refrac == 0:
                 for c in range(nout):
-                    vk = v[b, c] + current[b, c]
-                    s = vk >= theta
-                    slot[b, c] = s
-                    v[b, c] = (vk - theta if sub else zero) if s else vk
+                    vb[c], s = fire(vb[c] + cb[c], theta, sub)
+                    sb[c] = s
                     f += s
             else:
+                rb = refractory[b]
                 for c in range(nout):
-                    if refractory[b, c] > 0:
-                        refractory[b, c] -= 1
-                        slot[b, c] = False
-                        continue
-                    vk = v[b, c] + current[b, c]
-                    s = vk >= theta
-                    slot[b, c] = s
-                    if s:
-                        vk = vk - theta if sub else zero
-                        refractory[b, c] = refrac
-                        f += 1
-                    v[b, c] = vk
+                    vb[c], rb[c], s = step(vb[c], rb[c], cb[c], theta, sub, refrac)
+                    sb[c] = s
+                    f += s
             fired[b] = f
         return fired
 

@@ -310,15 +310,13 @@ def _layer_params(layer, out_shape) -> _Params:
 
 if numba is not None:
 
+    from .neuron import step
+
     @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
     def _step(v, refr, cur, bias, theta, sub, refrac):  # pragma: no cover - compiled
-        """One NL-IAF step of one neuron, in the engine's order: (v, refractory left, spiked)."""
-        if refr > 0:
-            return v, refr - 1, False
-        v = v + (cur + bias)
-        if v >= theta:
-            return (v - theta if sub else np.float32(0.0)), refrac, True
-        return v, 0, False
+        """One NL-IAF step of one neuron in the engine's order (the current's sum, then + bias, then V +
+        current): (v, refractory left, spiked)."""
+        return step(v, refr, cur + bias, theta, sub, refrac)
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def _simulate_alone(analog, x, ptr, idx, w, bias, v0, theta, sub, refrac, delay, steps, skip, first_only, fires,

@@ -92,35 +92,23 @@ try:
         raise ImportError("disabled by ANYTIME_SNN_NO_NUMBA")
     import numba
 
+    from .neuron import fire, step
+
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
     @_jit
     def _integrate(current, v, refractory, threshold, subtract, refractory_steps, spikes):  # pragma: no cover
         k, n = current.shape
-        zero = np.float32(0.0)
         if refractory_steps == 0:  # without branches, so that it vectorizes (spikes are irregular)
             for i in range(k):
                 row, s = current[i], spikes[i]
                 for j in range(n):
-                    vj = v[j] + row[j]
-                    f = vj >= threshold
-                    s[j] = f
-                    v[j] = (vj - threshold if subtract else zero) if f else vj
+                    v[j], s[j] = fire(v[j] + row[j], threshold, subtract)
             return
         for i in range(k):
+            row, s = current[i], spikes[i]
             for j in range(n):
-                if refractory[j] > 0:
-                    refractory[j] -= 1
-                    spikes[i, j] = False
-                    continue
-                vj = v[j] + current[i, j]
-                if vj >= threshold:
-                    spikes[i, j] = True
-                    vj = vj - threshold if subtract else zero
-                    refractory[j] = refractory_steps
-                else:
-                    spikes[i, j] = False
-                v[j] = vj
+                v[j], refractory[j], s[j] = step(v[j], refractory[j], row[j], threshold, subtract, refractory_steps)
 
     @_jit
     def _spike_events(spikes, fanout, events):  # pragma: no cover
