@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
-from .model import Bundle
+from .. import metrics
+from ..model import Bundle
 
 
 @dataclass
@@ -43,7 +43,7 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, timesteps: int |
              engine: str = "auto") -> Evaluation:
     """Simulate ``x`` (network inputs) with a batched engine (:func:`anytime_snn.sim.select.resolve` picks
     it: ``auto``, ``numba`` or ``tf``). a_max defaults to the bundle's ANN accuracy."""
-    from .sim.select import batched_engine
+    from ..sim.select import batched_engine
 
     timesteps = timesteps or bundle.timesteps
     res = batched_engine(bundle, engine, batch_size=batch_size).run(x, timesteps, record_v_out=keep_v_out)
@@ -70,7 +70,7 @@ def evaluate_on_backend(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backe
     The bundle runs with SpiNNaker dynamics (the only dynamics PyNN cells implement). Returns the
     evaluation and the back end's note on how events were counted.
     """
-    from .export import run_on_backend
+    from ..export import run_on_backend
 
     timesteps = timesteps or bundle.timesteps
     res = run_on_backend(bundle, x, backend, timesteps, progress=progress)
