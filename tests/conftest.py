@@ -1,4 +1,10 @@
-"""Shared test set-up: quiet TensorFlow, a fixed ROS 2 domain on loopback for any test that needs it."""
+"""Shared test set-up: quiet TensorFlow, a fixed ROS 2 domain on loopback for any test that needs it, and in CI
+(the ``CI`` environment variable set, as .ci/run does) every skip turned into a failure.
+
+Tests skip when a back end, data set or the built ROS workspace is missing, so that a user's partial install still
+runs the rest. CI installs all of them (scripts/bootstrap.sh) and checks them first (scripts/check_backends.sh),
+so a skip there means a test silently did not run: it fails, with the skip's reason. No skip is allowed in CI.
+"""
 
 import os
 
@@ -11,6 +17,36 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci")
+
+SKIPPED_IN_CI = "skipped in CI"  # .ci/run counts the failures whose text contains this
+
+
+def in_ci() -> bool:
+    """True where the CI environment variable is set to anything but empty, 0, false or no."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _as_failure(report) -> None:
+    """Turn a skipped test or collector report into a failed one that still says why it skipped."""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"{SKIPPED_IN_CI}: {reason.removeprefix('Skipped: ')} (scripts/check_backends.sh lists what is missing)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and in_ci():
+        _as_failure(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if report.skipped and in_ci():  # pytest.importorskip at module level
+        _as_failure(report)
+    return report
 
 
 @pytest.fixture(autouse=True, scope="session")

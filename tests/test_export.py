@@ -110,17 +110,13 @@ def test_synapses_through_zero_padding_are_the_reference_connections():
 
 
 def test_zero_padded_net_runs_spike_for_spike_on_brian2():
-    import os
-
     from anytime_snn.export import BackendMissing, import_backend
     from anytime_snn.sim.reference import simulate
 
     try:
         sim = import_backend("brian2")[1]
     except BackendMissing as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(e))
+        pytest.skip(str(e))  # a failure in CI (tests/conftest.py)
     bundle = _padded_net(12)
     x = np.random.default_rng(2).random((1, 12, 12, 1)).astype(np.float32)
     x[x < 0.5] = 0  # dark background, like digits
