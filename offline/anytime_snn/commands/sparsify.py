@@ -59,7 +59,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..train.sparsity import finetune
+    from ..train.finetune import finetune
 
     record = finetune(
         args.model, args.out,

@@ -4,7 +4,7 @@ Each returns a JSON-ready dict of every number; :mod:`.report` turns it into tab
 model variants of Figure 5/6 are:
 
 * baseline: no sparsity fine-tuning, layer-wise normalization (99.9th percentile), V0 = 0, no optimization;
-* component 1 (sparsity): :func:`anytime_snn.train.sparsity.finetune` with the architecture's default lambdas;
+* component 1 (sparsity): :func:`anytime_snn.train.finetune.finetune` with the architecture's default lambdas;
 * component 2 (scaling): optimization of H (the per-neuron firing-rate scales);
 * component 3 (initialization): V0 = 0.5 as the start and optimization of V0.
 

@@ -114,14 +114,14 @@ def train_stage(directory: Path, cfg, comm=None, log=print) -> dict:
 def sparsify_stage(directory: Path, model: str, *, epochs: int, train_limit: int | None, test_limit: int | None,
                    seed: int,
                    lambda_a: float | None = None, lambda_w: float | None = None, comm=None, log=print) -> dict:
-    """Sparsity fine-tuning (:func:`anytime_snn.train.sparsity.finetune`) with the architecture's defaults."""
+    """Sparsity fine-tuning (:func:`anytime_snn.train.finetune.finetune`) with the architecture's defaults."""
     config = {"stage": "sparsify", "model": file_digest(Path(model)), "epochs": epochs, "train_limit": train_limit,
               "test_limit": test_limit, "seed": seed, "lambda_a": lambda_a, "lambda_w": lambda_w}
 
     def run(d: Path) -> dict:
         import time
 
-        from ..train.sparsity import finetune
+        from ..train.finetune import finetune
 
         t0 = time.perf_counter()
         rec = finetune(model, d / "sparse.keras", lambda_a=lambda_a, lambda_w=lambda_w, epochs=epochs,

@@ -1,4 +1,5 @@
-"""Training configuration as dataclasses, loadable from YAML or JSON; unknown keys are rejected by name.
+"""Training and sparsity fine-tuning settings as dataclasses, loadable from YAML or JSON; unknown keys are
+rejected by name.
 
 Precedence: command-line flags override the file, which overrides these defaults.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,67 @@ def load_config(path: str | Path) -> TrainConfig:
     except Exception as e:  # yaml.YAMLError / json.JSONDecodeError
         raise ConfigError(f"{path} is not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from None
     return config_from_dict(data or {})
+
+
+@dataclass
+class SparsifyConfig:
+    """Everything that determines a sparsity fine-tuning run (``anytime-snn sparsify``) besides the model.
+
+    ``None`` means: from the model's training record (dataset, batch size, limits) or, for the lambdas,
+    :func:`~anytime_snn.train.penalties.default_lambdas` of the model.
+    """
+
+    lambda_a: float | None = None      # weight of L_a (eq. 8)
+    lambda_w: float | None = None      # weight of L_w (eq. 9)
+    epochs: int = 3                    # 0: only prune
+    epsilon: float = 1e-4              # prune kernel weights with |w| < epsilon
+    learning_rate: float = 0.01        # SGD, cosine decay to 0
+    batch_size: int | None = None
+    seed: int = 0
+    threads: int = 2                   # TensorFlow intra-op threads
+    dataset: str | None = None
+    data_path: str | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    snn_samples: int = 1000            # test images simulated as an SNN before and after (0: skip)
+    timesteps: int = 50
+    calibration_samples: int = 10000   # training images for the conversion's normalization
+    normalization: str = "layer"       # conversion normalization for the SNN measurement
+    bn_samples: int = 10000            # training images for re-estimating BN statistics (0: keep the averages)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ConfigError(f"epochs must be an integer >= 0, got {self.epochs!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.timesteps < 1 or self.snn_samples < 0 or self.calibration_samples < 1:
+            raise ConfigError(f"need timesteps >= 1, snn samples >= 0, calibration samples >= 1; got {self.timesteps}, "
+                              f"{self.snn_samples}, {self.calibration_samples}")
+        if self.lambda_a is not None:
+            check_factor("lambda_a", self.lambda_a)
+        if self.lambda_w is not None:
+            check_factor("lambda_w", self.lambda_w)
+        if isinstance(self.bn_samples, bool) or not isinstance(self.bn_samples, int) or self.bn_samples < 0:
+            raise ConfigError(f"bn samples must be an integer >= 0, got {self.bn_samples!r}")
+        check_factor("epsilon", self.epsilon)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def sparsify_config_from_dict(d: dict) -> SparsifyConfig:
+    """A :class:`SparsifyConfig` from a mapping; unknown keys are a ConfigError that lists the valid ones."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"sparsify settings must be a mapping, got {type(d).__name__}")
+    _reject_unknown(d, SparsifyConfig, "sparsify setting")
+    return SparsifyConfig(**d)
+
+
+def check_factor(name: str, value) -> float:
+    """``value`` as a float if it is a finite number >= 0, else ConfigError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def _reject_unknown(d: dict, cls, where: str) -> None:

@@ -13,6 +13,8 @@ import numpy as np
 
 from ..data import Dataset, load_dataset, validation_split
 from ..errors import ConfigError
+from ..evaluate.ann import evaluate_accuracy
+from .batchnorm import re_estimate_batchnorm
 from .config import TrainConfig
 from .models import build_model
 
@@ -101,11 +103,6 @@ def compile_model(model, cfg: TrainConfig, steps_per_epoch: int):
     return model
 
 
-def evaluate_accuracy(model, ds: Dataset, batch_size: int = 500) -> float:
-    probs = model.predict(ds.pixels01(), batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(probs, axis=-1) == ds.labels))
-
-
 def train(cfg: TrainConfig, out: str | os.PathLike, *, verbose: int | None = None, command: str | None = None) -> dict:
     """Train, evaluate on the test split, save ``out`` (.keras) and ``out`` with suffix .json; return the record."""
     out = Path(out)
@@ -129,9 +126,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, verbose: int | None = Non
     wall = time.perf_counter() - t0
     # The BN moving averages lag behind the weights in short runs (quick runs lost up to 30 points to
     # it); inference uses the exact statistics of the final weights instead, unless the moving averages
-    # classify the validation split better (see train.sparsity.re_estimate_batchnorm).
-    from .sparsity import re_estimate_batchnorm
-
+    # classify the validation split better (see train.batchnorm.re_estimate_batchnorm).
     acc_moving_average = evaluate_accuracy(model, test_ds)
     bn_images = train_ds.pixels01()[:BN_SAMPLES]
     _, bn_choice = re_estimate_batchnorm(model, bn_images, val_ds)
