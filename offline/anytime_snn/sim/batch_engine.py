@@ -33,8 +33,8 @@ from ..model.bundle import Bundle
 from ..model.layers import Layer, output_shape, same_padding, skip_index
 from . import ops, synapses
 from .result import EngineResult, checked_inputs
-from .synapses import (CONV, DENSE, DEPTHWISE, G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW, G_PL, G_PT, G_SH,
-                       G_SIZE, G_SW, numba)
+from .synapses import (CONV, DENSE, DEPTHWISE, G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW,
+                       G_PL, G_PT, G_SH, G_SIZE, G_SW, numba)
 
 # Operation codes of the program (weighted kinds share synapses.KIND_CODE).
 FLATTEN, ZERO_PAD, MAX_POOL = 3, 4, 5
@@ -182,7 +182,8 @@ class BatchEngine:
         if not same or _graph(bundle) != _graph(self.bundle):
 
             raise ValueError("set_parameters needs the same architecture and neuron dynamics; build a new BatchEngine")
-        flat = lambda arrays: np.ascontiguousarray(np.concatenate([a.ravel() for a in arrays] or [np.zeros(0)]))  # noqa: E731
+        def flat(arrays):
+            return np.ascontiguousarray(np.concatenate([a.ravel() for a in arrays] or [np.zeros(0)]))
         self.weights = flat([layer.weights.astype(np.float32) for layer in layers]).astype(np.float32)
         self.bias = flat([np.broadcast_to(l.bias, s).astype(np.float32) for l, s in zip(layers, self.out_shapes)])
         self.v0 = flat([np.broadcast_to(l.v0, s).astype(np.float32) for l, s in zip(layers, self.out_shapes)])
@@ -249,7 +250,8 @@ class BatchEngine:
                 numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
             try:
                 _simulate(self.prog, self.bufs, self.thresholds, self.weights, self.rows, self.tables, self.bias,
-                          self.v0, self.fanout, self.skip_weights, self.skip_fanout, analog, t, self.block, self.ring_size, self.pool_size,
+                          self.v0, self.fanout, self.skip_weights, self.skip_fanout, analog, t, self.block,
+                          self.ring_size, self.pool_size,
                           preds, events, spikes, inputs, v_out, record_v_out, rasters, raster_off, record_spikes)
             finally:
                 numba.set_num_threads(previous)
@@ -273,8 +275,9 @@ def _graph(bundle: Bundle) -> list[tuple]:
 
 
 if numba is not None:
-    from .neuron import fire, step
-    from .synapses import add_analog, add_dense_all, add_dense_rows, add_event, conv_all, conv_spikes, window
+    from .neuron import fire, prediction, step
+    from .synapses import (add_analog, add_dense_all, add_dense_rows, add_event, conv_all, conv_spikes, count_events,
+                           window)
 
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -313,15 +316,8 @@ if numba is not None:
     def _events(src, fanout, nb, events, t, b0, spikes):  # pragma: no cover - compiled
         """Add the synaptic events of spike maps ``src`` (nb, n) through fan-out ``fanout`` to
         events[t, b0 + b] and their spikes to spikes[b0 + b] (integers, without branches)."""
-        n = src.shape[1]
         for b in range(nb):
-            e = 0
-            f = 0
-            row = src[b]
-            for j in range(n):
-                s = row[j]
-                e += fanout[j] if s else 0
-                f += s
+            e, f = count_events(src[b], fanout)
             events[t, b0 + b] += e
             spikes[b0 + b] += f
 
@@ -369,9 +365,9 @@ if numba is not None:
                             out[o] = True
 
     @_jit
-    def _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, b0, nb,
-                        ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters, raster_off,
-                        keep):  # pragma: no cover - compiled
+    def _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps,
+                        b0, nb, ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters,
+                        raster_off, keep):  # pragma: no cover - compiled
         """Samples b0 .. b0 + nb - 1 for all steps (serial; the parallel driver runs blocks side by side).
 
         State is layer-major (each layer's (nb, n) block contiguous) and every helper gets
@@ -497,11 +493,7 @@ if numba is not None:
                             rasters[base + c] = slot[b, c]
             v = v_all[nb * last[NOFF]:].reshape((nb, last[G_NOUT]))
             for b in range(nb):
-                best = 0
-                for c in range(1, last[G_NOUT]):
-                    if v[b, c] > v[b, best]:
-                        best = c
-                preds[t, b0 + b] = best
+                preds[t, b0 + b] = prediction(v[b])
                 if record:
                     v_out[t, b0 + b, :] = v[b]
 
@@ -512,6 +504,6 @@ if numba is not None:
         n = x.shape[0]
         for blk in numba.prange((n + block - 1) // block):
             b0 = blk * block
-            _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, b0,
-                            min(block, n - b0), ring_size, pool_size, preds, events, spikes, inputs, v_out, record,
-                            rasters, raster_off, keep)
+            _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps,
+                            b0, min(block, n - b0), ring_size, pool_size, preds, events, spikes, inputs, v_out,
+                            record, rasters, raster_off, keep)

@@ -310,7 +310,7 @@ def _layer_params(layer, out_shape) -> _Params:
 
 if numba is not None:
 
-    from .neuron import step
+    from .neuron import prediction, step
 
     @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
     def _step(v, refr, cur, bias, theta, sub, refrac):  # pragma: no cover - compiled
@@ -425,11 +425,7 @@ if numba is not None:
                             cur[c] += wj[c]
                 for c in range(nout):
                     v[c] += cur[c] + bias[c]
-                best = 0
-                for c in range(1, nout):
-                    if v[c] > v[best]:
-                        best = c
-                preds[t, s] = best
+                preds[t, s] = prediction(v)
 
     @numba.njit(cache=True, nogil=True, parallel=True)
     def _compact(raster, counts):  # pragma: no cover - compiled

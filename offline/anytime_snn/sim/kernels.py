@@ -93,6 +93,7 @@ try:
     import numba
 
     from .neuron import fire, step
+    from .synapses import count_events
 
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -115,13 +116,9 @@ try:
         k, n = spikes.shape
         count = 0
         for i in range(k):
-            acc = 0
-            row = spikes[i]
-            for j in range(n):  # integers, without branches: a vectorized sum (spikes are too irregular to predict)
-                s = row[j]
-                acc += fanout[j] if s else 0
-                count += s
-            events[i] += acc
+            e, f = count_events(spikes[i], fanout)
+            events[i] += e
+            count += f
         return count
 
     @_jit

@@ -1,7 +1,7 @@
-"""The NL-IAF neuron update (paper eq. 1-3) for the compiled engines: one definition, inlined into every
-kernel that integrates neurons (the batched engine, the streaming engine's numba kernels, the incremental
-simulator). The NumPy reference (the oracle), the streaming engine's NumPy fallback and the TF engine keep
-their own, independent, formulations.
+"""The NL-IAF neuron update (paper eq. 1-3) and the output layer's readout for the compiled engines: one
+definition each, inlined into every kernel that integrates neurons or reads out predictions (the batched
+engine, the streaming engine's numba kernels, the incremental simulator). The NumPy reference (the
+oracle), the streaming engine's NumPy fallback and the TF engine keep their own, independent, formulations.
 
     V_t = V_{t-1} + I_t;  spike if V_t >= threshold;  after a spike V -= threshold ("subtract") or V = 0
     during a refractory step the neuron ignores its input and cannot spike.
@@ -36,3 +36,13 @@ if numba is not None:
             return v, refractory - 1, False
         v, s = fire(v + current, theta, sub)
         return v, (refractory_steps if s else 0), s
+
+    @numba.njit(inline="always", nogil=True, boundscheck=False)
+    def prediction(v):  # pragma: no cover - compiled
+        """argmax of the accumulated output potentials ``v``; ties go to the lowest class index (the rule
+        of ``readout.predictions``, NumPy's argmax)."""
+        best = 0
+        for c in range(1, v.shape[0]):
+            if v[c] > v[best]:
+                best = c
+        return best

@@ -241,14 +241,18 @@ if numba is not None:
                             orow[e] += f * wrow[e]
                 j += ic
 
-    @_jit
+    @numba.njit(inline="always", nogil=True, boundscheck=False)
     def count_events(src, fanout):  # pragma: no cover - compiled
-        """Synaptic events of a spike vector: the non-zero fan-out of every input that spiked."""
+        """(synaptic events, spikes) of the bool spike vector ``src``: the integer fan-out of every
+        input that spiked, summed without branches (a vectorized integer sum; spikes are too irregular
+        for branch prediction). The one definition of event counting in the compiled engines."""
         e = 0
+        f = 0
         for j in range(src.shape[0]):
-            if src[j]:
-                e += fanout[j]
-        return e
+            s = src[j]
+            e += fanout[j] if s else 0
+            f += s
+        return e, f
 
     @_jit
     def conv_spikes(g, rows, ytab, xtab, src, out, cs):  # pragma: no cover - compiled
