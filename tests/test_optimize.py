@@ -1,4 +1,5 @@
-"""Optimizer unit tests: isolation of H, layouts, chunk plans, never-worse-than-start, checkpoints, resume."""
+"""Optimizer unit tests: isolation of H, layouts, chunk plans, loss lowered (never worse than the start),
+checkpoints, resume."""
 
 import json
 
@@ -169,12 +170,15 @@ def _strip(history):
     return [{k: v for k, v in e.items() if k != "seconds"} for e in history]
 
 
-def test_result_is_the_best_evaluated_point_and_never_worse_than_the_start(objective, tmp_path):
+def test_result_is_the_best_evaluated_point_and_lowers_the_loss(objective, tmp_path):
+    """The best point is the minimum of the history, and on this net (whose start is far from its optimum:
+    loss 29.19 at the start, 9.76 after the model phase, 9.62 at the end) the search lowers the loss."""
     r = _run(objective, tmp_path)
     losses = [e["loss"] for e in r.history]
     assert r.history[0]["phase"] == "start" and r.start is r.history[0]
     assert len(r.history) == 1 + sum(CFG["budgets"])
-    assert r.best["loss"] == min(losses) <= r.start["loss"]
+    assert r.best["loss"] == min(losses) < 0.5 * r.start["loss"]
+    assert r.phases[0]["best_loss"] < 0.5 * r.phases[0]["start_loss"]  # the model phase alone finds most of it
     assert [p["phase"] for p in r.phases] == list(CFG["phases"])
     for prev, nxt in zip(r.phases, r.phases[1:]):  # each phase starts where the previous ended
         assert nxt["start_loss"] == prev["best_loss"] >= nxt["best_loss"]
@@ -206,14 +210,14 @@ def test_interrupted_run_resumes_to_the_same_result(objective, tmp_path):
 
 
 def test_output_first_changes_only_the_neuron_phase(objective, tmp_path):
-    """The option changes only the neuron phase's path, the result is never worse than the start, and
-    a resume must use the same order."""
+    """The option changes only the neuron phase's path, the search lowers the loss (29.19 at the start, 9.70
+    before the neuron phase, 0.0 after it here; 9.62 input-first), and a resume must use the same order."""
     ref = _run(objective, tmp_path / "in")
     r = _run(objective, tmp_path / "out", neuron_order="output-first")
     n_before = 1 + CFG["budgets"][0] + CFG["budgets"][1]
     assert _strip(r.history[:n_before]) == _strip(ref.history[:n_before])
     assert _strip(r.history[n_before:]) != _strip(ref.history[n_before:])
-    assert r.best["loss"] <= r.start["loss"]
+    assert r.best["loss"] < r.phases[-1]["start_loss"] < r.start["loss"]
     with pytest.raises(ConfigError, match="neuron_order"):
         _run(objective, tmp_path / "out", resume=True)
 
@@ -234,7 +238,8 @@ def test_distributed_evaluate_in_one_process_equals_evaluate():
     assert a.summary == b.summary
 
 
-def test_spinnaker_dynamics_optimize_and_never_get_worse(tmp_path):
+def test_spinnaker_dynamics_optimize_and_lower_the_loss(tmp_path):
+    """Under SpiNNaker dynamics the layer phase lowers the loss from 2.20 to 1.00 on this net."""
     pytest.importorskip("nlopt")
     from anytime_snn.model import NeuronConfig
     from anytime_snn.optimize import Objective, Optimizer
@@ -244,4 +249,4 @@ def test_spinnaker_dynamics_optimize_and_never_get_worse(tmp_path):
     x = random_inputs(spec, 20, 5)
     obj = Objective(bundle, x, ann_forward(bundle.layers, x).argmax(1), 10, a_max=1.0)
     r = Optimizer(obj, OptimizeConfig(phases=("layer",), budgets=(10,)), tmp_path, run_info={}).run()
-    assert r.best["loss"] <= r.start["loss"] and len(r.history) == 11
+    assert r.best["loss"] < 0.6 * r.start["loss"] and len(r.history) == 11

@@ -85,7 +85,9 @@ def _env():
 def test_outputs_and_optimized_bundle(reference):
     record = json.loads((reference / "history.json").read_text())
     assert len(record["history"]) == 1 + 6 + 10 + 12
-    assert record["best"]["loss"] <= record["start"]["loss"]
+    # the search lowers the loss: 94.49 at the start, 92.07 after the model phase, 91.86 at the end
+    assert record["best"]["loss"] < 0.99 * record["start"]["loss"]
+    assert [p["best_loss"] < p["start_loss"] for p in record["phases"]][:2] == [True, True]
     b = load_bundle(reference / "bundle")
     assert b.provenance["optimization"]["best"]["key"] == record["best"]["key"]
     assert set(record["test"]) == {"before", "after"}
