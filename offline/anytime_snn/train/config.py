@@ -206,7 +206,7 @@ def sparsify_config_from_dict(d: dict) -> SparsifyConfig:
     """A :class:`SparsifyConfig` from a mapping; unknown keys are a ConfigError that lists the valid ones."""
     if not isinstance(d, dict):
         raise ConfigError(f"sparsify settings must be a mapping, got {type(d).__name__}")
-    _reject_unknown(d, SparsifyConfig, "sparsify setting")
+    _reject_unknown(d, SparsifyConfig, "sparsify")
     return SparsifyConfig(**d)
 
 
