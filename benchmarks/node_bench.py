@@ -97,6 +97,7 @@ def run(args) -> dict:
     from sensor_msgs.msg import Image
     from spike_perception.launch_xml import launch_commands
     from spike_perception.model_path import resolve_model
+    from spike_perception.stop_reasons import describe
     from spike_perception_interfaces.msg import AnytimeClassification
     from spike_perception_interfaces.srv import ClassifyWithDeadline
 
@@ -286,7 +287,7 @@ def run(args) -> dict:
             rtt = time.monotonic() - t_call
             r = fut.result()
             rows.append((b, rtt, r.deadline_met, r.result.elapsed.sec + r.result.elapsed.nanosec * 1e-9, r.result.timestep,
-                         r.result.top_class == labels[q % len(labels)], r.stop_reason, mode))
+                         r.result.top_class == labels[q % len(labels)], describe(r.result, r.error), mode))
         time.sleep(1.1)
         with lock:
             transit = {k: diags[-1].get(k) for k in ("query_transit_ms_median", "query_transit_ms_max")} \

@@ -45,6 +45,7 @@ def run(args) -> dict:
     from sensor_msgs.msg import Image
     from spike_perception.launch_xml import launch_commands
     from spike_perception.model_path import resolve_model
+    from spike_perception.stop_reasons import describe
     from spike_perception_interfaces.msg import AnytimeClassification
     from spike_perception_interfaces.srv import ClassifyWithDeadline
 
@@ -165,7 +166,7 @@ def run(args) -> dict:
                 r = fut.result() if fut.done() else None
                 if r is None:
                     qsrv.remove_pending_request(fut)
-                queries.append(None if r is None else (rtt, r.deadline_met, r.stop_reason, r.result.timestep))
+                queries.append(None if r is None else (rtt, r.deadline_met, describe(r.result, r.error), r.result.timestep))
                 if len(queries) > 200_000:
                     del queries[:100_000]
                 q += 1

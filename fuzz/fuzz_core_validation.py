@@ -34,7 +34,7 @@ from anytime_snn.testing import dense_bundle  # noqa: E402
 REQUEST = struct.Struct("<iIIfQ")
 FIELDS = ("timesteps", "publish_every", "timestep_period", "min_confidence", "max_synaptic_events",
           "frame_policy", "reset_between_frames")
-REASONS = {"confidence", "budget", "timesteps", "events", "canceled", "preempted"}
+REASONS = {"confidence", "budget", "timesteps", "events", "canceled", "preempted", "infeasible"}
 BUNDLE = dense_bundle((16, 12, 4), seed=1)
 ENGINE = StreamingEngine(BUNDLE, max_chunk=16, compiled=False)
 READOUT = Readout(BUNDLE)
@@ -98,7 +98,10 @@ def check_query(stop: StopConditions) -> None:
     out = Query(ENGINE, READOUT, stop, t_received=0.0, clock=_FakeClock()).run(X)
     est = out.estimate
     assert out.stop_reason in REASONS, out.stop_reason
-    assert est.final and 1 <= out.steps <= stop.max_timesteps and est.timestep <= stop.max_timesteps
+    if out.stop_reason == "infeasible":  # not one step fitted the budget: nothing computed, the prior
+        assert est.final and out.steps == 0 and est.timestep == 0 and est.top_class == -1
+    else:
+        assert est.final and 1 <= out.steps <= stop.max_timesteps and est.timestep <= stop.max_timesteps
     assert np.isfinite(est.scores).all() and abs(float(est.scores.sum()) - 1) < 1e-4
     if out.stop_reason == "confidence":
         assert est.confidence >= stop.min_confidence

@@ -31,11 +31,12 @@ from rclpy.action import ActionClient  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from spike_perception.launch_xml import launch_commands  # noqa: E402
+from spike_perception.stop_reasons import describe  # noqa: E402
 from spike_perception_interfaces.action import ClassifyAnytime  # noqa: E402
-from spike_perception_interfaces.msg import AnytimeClassification  # noqa: E402
+from spike_perception_interfaces.msg import AnytimeClassification, ModelInfo  # noqa: E402
 from spike_perception_interfaces.srv import ClassifyWithDeadline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,8 @@ def est_dict(m: AnytimeClassification) -> dict:
     return dict(frame_seq=m.frame_seq, timestep=m.timestep, total=m.total_timesteps, top=m.top_class,
                 label=m.top_label, conf=float(m.confidence), events=m.synaptic_events, final=bool(m.final),
                 scores=[float(s) for s in m.scores], stamp=m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
-                frame_id=m.header.frame_id, elapsed=m.elapsed.sec + m.elapsed.nanosec * 1e-9)
+                frame_id=m.header.frame_id, elapsed=m.elapsed.sec + m.elapsed.nanosec * 1e-9,
+                model_id=m.model_id, stop=describe(m))
 
 
 def image_msg(pixels: np.ndarray | None, encoding="mono8", stamp_ns=0, frame_id="cam", **override) -> Image:
@@ -245,13 +247,16 @@ class Agent:
         return {"ok": True}
 
     def _request_fields(self, req, index=None, budget=0.0, max_timesteps=0, min_confidence=0.0, max_events=0,
-                        image=None):
+                        image=None, latest=False, feedback_every=None):
         if index is not None:
             images, _ = self._mnist()
             req.image = image_msg(images[index], stamp_ns=index + 1)
         elif image is not None:
             req.image = Image(height=image["height"], width=image["width"], encoding=image["encoding"],
                               step=image["step"], data=bytes.fromhex(image["data_hex"]))
+        req.use_latest_frame = bool(latest)
+        if feedback_every is not None:
+            req.feedback_every = feedback_every
         ns = int(round(budget * 1e9))
         req.budget.sec, req.budget.nanosec = divmod(ns, 10**9)
         req.max_timesteps = max_timesteps
@@ -269,7 +274,7 @@ class Agent:
             return {"ok": False, "error": "service timed out"}
         r = fut.result()
         return {"ok": True, "result": est_dict(r.result), "deadline_met": r.deadline_met,
-                "stop_reason": r.stop_reason, "rtt": time.monotonic() - t0}
+                "stop_reason": describe(r.result, r.error), "rtt": time.monotonic() - t0}
 
     def cmd_service_many(self, n, concurrent=1, **kw):
         """``n`` service calls, ``concurrent`` in flight at a time; returns each answer's summary."""
@@ -286,7 +291,7 @@ class Agent:
                     return {"ok": False, "error": "service timed out"}
                 r = fut.result()
                 out.append({"rtt": time.monotonic() - t0, "deadline_met": r.deadline_met,
-                            "stop_reason": r.stop_reason, "timestep": r.result.timestep, "top": r.result.top_class})
+                            "stop_reason": describe(r.result, r.error), "timestep": r.result.timestep, "top": r.result.top_class})
         return {"ok": True, "answers": out}
 
     def cmd_deadline_queries(self, n, budgets, seed=0, past=0, gap=0.002, timeout=5.0):
@@ -311,12 +316,27 @@ class Agent:
             t_done = time.monotonic()
             r = fut.result()
             out.append({"budget": budget, "late": t_done - (t_call + budget), "deadline_met": r.deadline_met,
-                        "stop_reason": r.stop_reason, "timestep": r.result.timestep,
+                        "stop_reason": describe(r.result, r.error), "timestep": r.result.timestep,
                         "elapsed": r.result.elapsed.sec + r.result.elapsed.nanosec * 1e-9,
                         "computed_late": t_call + r.result.elapsed.sec + r.result.elapsed.nanosec * 1e-9
                         - (t_call + budget), "correct": r.result.top_class == int(labels[i])})
             time.sleep(gap)
         return {"ok": True, "answers": out}
+
+    def cmd_model_info(self, timeout=5.0):
+        """Subscribe to the latched model_info topic now (after the node published it) and return it."""
+        got = []
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        sub = self.node.create_subscription(ModelInfo, self._name("model_info"), got.append, qos)
+        t0 = time.monotonic()
+        while not got and time.monotonic() - t0 < timeout:
+            time.sleep(0.01)
+        self.node.destroy_subscription(sub)
+        if not got:
+            return {"ok": False, "error": "no model_info"}
+        m = got[-1]
+        return {"ok": True, "model_id": m.model_id, "location": m.location, "labels": list(m.labels),
+                "input": [m.input_height, m.input_width, m.input_channels], "timesteps": m.timesteps}
 
     def cmd_goals_start(self, n, **kw):
         """Send ``n`` action goals and return once all are accepted (they keep running in the node)."""
@@ -348,7 +368,7 @@ class Agent:
         if not all(f.done() for f in rfuts):
             return {"ok": False, "error": "goal results timed out"}
         return {"ok": True, "seconds": time.monotonic() - t0, "status": [f.result().status for f in rfuts],
-                "stop_reason": [f.result().result.stop_reason for f in rfuts]}
+                "stop_reason": [describe(f.result().result.result, f.result().result.error) for f in rfuts]}
 
     def cmd_timed(self, command, **kw):
         """Run another command and report how long it took."""
@@ -398,7 +418,7 @@ class Agent:
             time.sleep(0.005)
         feedback = raw
         return {"ok": True, "status": res.status, "result": est_dict(r.result), "deadline_met": r.deadline_met,
-                "stop_reason": r.stop_reason, "feedback": feedback}
+                "stop_reason": describe(r.result, r.error), "feedback": feedback}
 
     def cmd_action_async(self, **kw):
         """Send a goal and return at once (the goal keeps running in the node)."""

@@ -214,13 +214,26 @@ def test_query_cancel_returns_best_estimate_and_feedback_covers_every_step():
         calls["n"] += 1
         return calls["n"] > 3
 
-    def on_block(block, scores, top, conf, n, elapsed):
-        seen.extend(int(t) for t in block.t[:n])
-
-    out = Query(engine(), Readout(BUNDLE), StopConditions(40), t_received=0.0, chunk=5).run(
-        X, on_block=on_block, should_cancel=cancel)
+    out = Query(engine(), Readout(BUNDLE, "abc"), StopConditions(40), t_received=0.0, chunk=5).run(
+        X, on_estimate=seen.append, should_cancel=cancel)
     assert out.stop_reason == CANCELED and out.estimate.timestep == 15 and out.estimate.final
-    assert seen == list(range(1, 16))
+    assert out.estimate.stop_reason == CANCELED
+    assert [e.timestep for e in seen] == list(range(1, 16)) and not any(e.final for e in seen)
+    assert all(e.model_id == "abc" and e.label == BUNDLE.labels[e.top_class] for e in seen)
+
+
+def test_query_feedback_every_thins_the_estimates_up_to_the_answer():
+    ref = reference(X, 40)
+    conf = class_scores(ref.v_out, ref.t).max(axis=1)
+    target = float(np.sort(conf)[len(conf) // 2])
+    first = int(np.flatnonzero(conf >= target)[0]) + 1
+    seen = []
+    out = Query(engine(), Readout(BUNDLE), StopConditions(40, min_confidence=target), t_received=0.0,
+                chunk=16).run(X, on_estimate=seen.append, feedback_every=3)
+    assert out.estimate.timestep == first
+    assert [e.timestep for e in seen] == list(range(3, first + 1, 3))
+    for e in seen:  # the same numbers as the unthinned readout of that step
+        np.testing.assert_allclose(e.scores, class_scores(ref.v_out[e.timestep - 1], e.timestep), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- stream

@@ -63,8 +63,10 @@ def test_long_queries_cannot_starve_intake_parameters_or_cancels(box):
         assert got["values"]["max_concurrent_queries"] == 1 and got["seconds"] < 2.0
         busy = box.ok("timed", command="service", index=1, max_timesteps=10)
         assert busy["stop_reason"].startswith("busy") and busy["seconds"] < 2.0
+        # with a deadline the query waits for the engine while one step could still fit, then answers at
+        # once (the goal's thread competes for the CPU and the GIL: promptly, not necessarily on time)
         late = box.ok("deadline_queries", n=3, budgets=[0.05])["answers"]
-        assert all(a["stop_reason"] == "infeasible" and a["late"] <= 0.02 for a in late), late
+        assert all(a["stop_reason"] == "infeasible" and a["late"] <= 0.1 for a in late), late
         box.ok("clear")
         stream = box.ok("stream", indices=[5], timeout=10.0)
         assert any(e["final"] for e in stream["estimates"])

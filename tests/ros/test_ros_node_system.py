@@ -137,8 +137,10 @@ def test_service_stop_reasons(box):
 
 def test_service_uses_latest_frame_and_reports_errors(box):
     box.ok("stream", indices=[11])
-    latest = box.ok("service", max_timesteps=5)  # height 0 = the latest frame received on the topic
+    latest = box.ok("service", latest=True, max_timesteps=5)  # the latest frame received on the topic
     assert latest["stop_reason"] == "timesteps" and latest["result"]["stamp"] == 12
+    empty = box.ok("service", max_timesteps=5)  # no image and not use_latest_frame: an error, not a guess
+    assert empty["stop_reason"].startswith("rejected image") and empty["result"]["stop"] == "error"
 
     bad = box.ok("service", image=dict(height=2, width=2, encoding="mono8", step=2, data_hex="00" * 3))
     assert bad["stop_reason"].startswith("rejected image (data_size)") and not bad["deadline_met"]
@@ -146,6 +148,7 @@ def test_service_uses_latest_frame_and_reports_errors(box):
     assert "encoding" in enc["stop_reason"]
     inv = box.ok("service", index=0, min_confidence=1.5)
     assert inv["stop_reason"].startswith("invalid request") and "min_confidence" in inv["stop_reason"]
+    assert inv["result"]["top"] == -1 and inv["result"]["timestep"] == 0 and inv["result"]["stop"] == "error"
 
 
 def test_action_feedback_every_step_and_cancel(box):
@@ -154,6 +157,12 @@ def test_action_feedback_every_step_and_cancel(box):
     assert [f["timestep"] for f in done["feedback"]] == list(range(1, 26))
     assert done["result"]["timestep"] == 25
     assert done["feedback"][-1]["scores"] == done["result"]["scores"]
+    assert all(f["stop"] == "none" and not f["final"] for f in done["feedback"])
+    assert done["result"]["stop"] == "timesteps" and done["result"]["final"]
+
+    thin = box.ok("action", index=5, max_timesteps=25, feedback_every=10)
+    assert [f["timestep"] for f in thin["feedback"]] == [10, 20] and thin["result"]["timestep"] == 25
+    assert thin["feedback"][-1]["scores"] == done["feedback"][19]["scores"]
 
     canceled = box.ok("action", index=5, max_timesteps=1_000_000, cancel_after_feedback=5)
     assert canceled["status"] == STATUS_CANCELED and canceled["stop_reason"] == "canceled"
@@ -307,3 +316,29 @@ def test_namespace_sigterm_and_shared_memory(model_dir, params_file, tmp_path):
         assert not left, f"shared-memory files left by the node: {sorted(left)}"
     finally:
         sb.close()
+
+
+def test_invalid_goals_are_rejected_not_succeeded(box):
+    before = int(box.ok("diagnostics")["values"]["goals_rejected"])
+    bad = [dict(index=5, min_confidence=1.5), dict(index=5, max_timesteps=40, budget=-1.0),
+           dict(image=dict(height=2, width=2, encoding="mono8", step=2, data_hex="00" * 3)), dict()]
+    for goal in bad:
+        assert box.call("action", **goal) == {"ok": False, "error": "goal rejected"}, goal
+    after = box.ok("diagnostics")["values"]
+    assert int(after["goals_rejected"]) == before + len(bad)
+
+
+def test_model_info_is_latched_and_estimates_name_their_model(box, model_dir):
+    import json
+    from pathlib import Path
+
+    from anytime_snn.model import load_bundle
+
+    info = box.ok("model_info")  # subscribed long after the node published it
+    manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
+    bundle = load_bundle(model_dir)
+    assert info["model_id"] == manifest["manifest_sha256"] and info["labels"] == list(bundle.labels)
+    assert info["input"] == [28, 28, 1] and info["timesteps"] == bundle.timesteps
+    answer = box.ok("service", index=4, max_timesteps=10)
+    assert answer["result"]["model_id"] == info["model_id"]
+    assert answer["result"]["label"] == info["labels"][answer["result"]["top"]]

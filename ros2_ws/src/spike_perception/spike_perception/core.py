@@ -51,17 +51,33 @@ class Estimate:
     final: bool = False
     frame_seq: int = 0
     meta: Any = None  # opaque (the node keeps the image header here)
+    label: str = ""  # the top class's label in the model that produced the estimate
+    model_id: str = ""  # that model's content hash
+    stop_reason: str = ""  # on final estimates: why the frame or query ended (CONFIDENCE, BUDGET, ...)
+
+
+def model_identity(bundle_dir) -> str:
+    """A bundle's content hash: its manifest's sha256 (which covers the tensors' sha256); '' if absent."""
+    import json
+    from pathlib import Path
+
+    try:
+        return str(json.loads((Path(bundle_dir) / "manifest.json").read_text()).get("manifest_sha256", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 class Readout:
-    """Class probabilities of every step of a block: softmax(v_out * inv_temperature(t))."""
+    """Class probabilities of every step of a block: softmax(v_out * inv_temperature(t)); and the
+    :class:`Estimate` of a step, labelled with this model's labels and identity."""
 
-    def __init__(self, bundle):
+    def __init__(self, bundle, model_id: str = ""):
         from anytime_snn.sim.readout import class_scores  # numpy only
 
         self._class_scores = class_scores
         self.calibration = bundle.calibration
         self.labels = list(bundle.labels)
+        self.model_id = model_id
 
     def __call__(self, block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(scores (k, C), top class (k,), confidence (k,)). Top class = argmax of the output potential."""
@@ -72,6 +88,17 @@ class Readout:
 
     def label(self, index: int) -> str:
         return self.labels[index] if 0 <= index < len(self.labels) else ""
+
+    def estimate(self, block, scores, top, conf, i: int, total: int, elapsed: float, **kw) -> Estimate:
+        """The estimate after row ``i`` of a block (``scores, top, conf`` from ``self(block)``)."""
+        c = int(top[i])
+        return Estimate(timestep=int(block.t[i]), total_timesteps=total, scores=scores[i], top_class=c,
+                        confidence=float(conf[i]), synaptic_events=int(block.events[i]), elapsed=elapsed,
+                        label=self.label(c), model_id=self.model_id, **kw)
+
+    def prior(self, total: int, elapsed: float, **kw) -> Estimate:
+        """The estimate before any step: uniform scores, class -1 (when nothing could run)."""
+        return uniform_estimate(len(self.labels), total, elapsed, model_id=self.model_id, **kw)
 
 
 # ----------------------------------------------------------------------------- stop conditions
@@ -134,11 +161,6 @@ def uniform_estimate(num_classes: int, total: int, elapsed: float, **kw) -> Esti
     """The estimate before any step: uniform scores, class -1 (used only when nothing could run)."""
     return Estimate(timestep=0, total_timesteps=total, scores=np.full(num_classes, 1.0 / num_classes, np.float32),
                     top_class=-1, confidence=0.0, synaptic_events=0, elapsed=elapsed, **kw)
-
-
-def _row(block, scores, top, conf, i, total, elapsed, **kw) -> Estimate:
-    return Estimate(timestep=int(block.t[i]), total_timesteps=total, scores=scores[i], top_class=int(top[i]),
-                    confidence=float(conf[i]), synaptic_events=int(block.events[i]), elapsed=elapsed, **kw)
 
 
 # ----------------------------------------------------------------------------- deadline queries
@@ -238,10 +260,12 @@ class Query:
         self.delivery, self.fallback = delivery, fallback
 
     def run(self, x: np.ndarray, *, keep_state: bool = False,
-            on_block: Callable[..., None] | None = None,
+            on_estimate: Callable[[Estimate], None] | None = None, feedback_every: int = 1,
             should_cancel: Callable[[], bool] | None = None) -> QueryOutcome:
-        """Classify ``x``. ``on_block(block, scores, top, conf, n, elapsed)`` sees the first ``n`` rows of
-        every block (the action's per-step feedback); ``should_cancel`` is polled between chunks."""
+        """Classify ``x``. ``on_estimate(estimate)`` gets the estimate of every ``feedback_every``-th step
+        up to the answer (the action's feedback); ``should_cancel`` is polled between chunks."""
+        every = max(1, int(feedback_every))
+        readout = self.readout
         stop, clock, engine, deadline = self.stop, self.clock, self.engine, self.deadline
         reserve = self.margin + (self.delivery.reserve() if self.delivery is not None else 0.0)
         expected = self.delivery.expected() if self.delivery is not None else 0.0
@@ -273,20 +297,20 @@ class Query:
             elapsed = now - self.t_received
             # Cost per step including the chunk's readout: conservative for small chunks.
             self.step_time = 0.5 * self.step_time + 0.5 * max((now - t0) / k, 1e-7)
-            if on_block is not None:
+            if on_estimate is not None:
                 end = hit[0] + 1 if hit is not None else k
-                if end > 0:
-                    on_block(block, scores, top, conf, end, elapsed)
+                for i in np.flatnonzero(block.t[:max(end, 0)] % every == 0):
+                    on_estimate(readout.estimate(block, scores, top, conf, int(i), total, elapsed, **kw))
             if hit is not None:
                 i, reason = hit
                 if i >= 0:
-                    best = _row(block, scores, top, conf, i, total, elapsed, **kw)
+                    best = readout.estimate(block, scores, top, conf, i, total, elapsed, **kw)
                 elif best is None:  # events exceeded on step 1 already: step 1 is the least we can do
-                    best = _row(block, scores, top, conf, 0, total, elapsed, **kw)
+                    best = readout.estimate(block, scores, top, conf, 0, total, elapsed, **kw)
                 break
-            best = _row(block, scores, top, conf, k - 1, total, elapsed, **kw)
+            best = readout.estimate(block, scores, top, conf, k - 1, total, elapsed, **kw)
         if best is None:
-            best = uniform_estimate(len(self.readout.labels), total, 0.0, **kw)
+            best = readout.prior(total, 0.0, **kw)
         out = self._outcome(best, reason, expected, engine.t)
         if reason == BUDGET:
             out.overshoot = max(0.0, out.finished - stop_at)
@@ -301,6 +325,7 @@ def _outcome(best: Estimate, reason: str, steps: int, t_received: float, deadlin
     now = clock()
     best.final = True
     best.elapsed = now - t_received
+    best.stop_reason = reason
     return QueryOutcome(estimate=best, stop_reason=reason, deadline_met=now + expected <= deadline, steps=steps,
                         finished=now)
 
@@ -312,7 +337,7 @@ def answer_now(readout: Readout, stop: StopConditions, *, t_received: float, dea
     frame) or the uniform prior. For a query whose deadline leaves no time for one step (or no engine)."""
     kw = dict(frame_seq=frame_seq, meta=meta)
     best = (replace(fallback, total_timesteps=stop.max_timesteps, **kw) if fallback is not None
-            else uniform_estimate(len(readout.labels), stop.max_timesteps, 0.0, **kw))
+            else readout.prior(stop.max_timesteps, 0.0, **kw))
     return _outcome(best, INFEASIBLE, 0, t_received, deadline, delivery.expected() if delivery else 0.0, clock)
 
 
@@ -479,15 +504,15 @@ class StreamProcessor:
         if hit is not None:
             i, reason = hit
             if i >= 0:
-                est = _row(block, scores, top, conf, i, total, elapsed, **kw)
+                est = readout.estimate(block, scores, top, conf, i, total, elapsed, **kw)
             else:
-                est = self._last or _row(block, scores, top, conf, 0, total, elapsed, **kw)
+                est = self._last or readout.estimate(block, scores, top, conf, 0, total, elapsed, **kw)
             with self._lock:
                 if self._current is frame:
                     self._end_frame(est, reason)
                     self.stats.frames_completed += 1
             return True
-        est = _row(block, scores, top, conf, k - 1, total, elapsed, **kw)
+        est = readout.estimate(block, scores, top, conf, k - 1, total, elapsed, **kw)
         self._last = est
         if int(block.t[-1]) % s.publish_every == 0:
             self._emit(est)
@@ -515,9 +540,9 @@ class StreamProcessor:
     def _end_frame(self, est: Estimate | None, reason: str) -> None:
         frame = self._current
         if est is None:  # preempted before its first step finished
-            est = uniform_estimate(len(self.readout.labels), self._cur_settings.timesteps,
-                                   self.clock() - frame.t_received, frame_seq=frame.seq, meta=frame.meta)
-        est = replace(est, final=True, elapsed=self.clock() - frame.t_received)
+            est = self.readout.prior(self._cur_settings.timesteps, self.clock() - frame.t_received,
+                                     frame_seq=frame.seq, meta=frame.meta)
+        est = replace(est, final=True, elapsed=self.clock() - frame.t_received, stop_reason=reason)
         self._emit(est)
         self.stats.stop_reasons[reason] = self.stats.stop_reasons.get(reason, 0) + 1
         self._current = None

@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     from spike_perception_interfaces.srv import ClassifyWithDeadline
 
     from spike_perception.launch_xml import launch_commands
+    from spike_perception.stop_reasons import describe
 
     deadline_at = time.monotonic() + args.seconds
     (cmd,) = launch_commands(find_launch_file(), {"model": model, "image_topic": "camera/image"})
@@ -182,13 +183,15 @@ def main(argv=None) -> int:
             fut = client.call_async(warm)
             while not fut.done() and time.monotonic() < deadline_at:
                 time.sleep(0.0005)
-        # Deadline-driven queries on the latest frame (height 0) and on a new image.
+        # Deadline-driven queries on the latest frame and on a new image.
         for budget_ms, min_conf, what in [(2.0, 0.0, "latest frame"), (5.0, 0.0, "new image"),
                                           (50.0, 0.9, "new image")]:
             req = ClassifyWithDeadline.Request()
             idx = args.first + args.frames
             if what == "new image":
                 req.image = image(idx)
+            else:
+                req.use_latest_frame = True
             req.budget.nanosec = int(budget_ms * 1e6)
             req.max_timesteps = 1_000_000 if min_conf == 0 else 0
             req.min_confidence = min_conf
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
             cond = f"budget {budget_ms:g} ms" + (f", stop at confidence {min_conf:g}" if min_conf else "")
             print(f"deadline query ({what}, {cond}): class '{r.result.top_label}' (true {truth}) confidence "
                   f"{r.result.confidence:.2f} after {r.result.timestep} timesteps, {r.result.synaptic_events} "
-                  f"synaptic events; stop reason '{r.stop_reason}', deadline met: {r.deadline_met}; "
+                  f"synaptic events; stop reason '{describe(r.result, r.error)}', deadline met: {r.deadline_met}; "
                   f"answered in {rtt:.2f} ms", flush=True)
     except KeyboardInterrupt:
         code = 130

@@ -23,7 +23,8 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -36,27 +37,40 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from spike_perception_interfaces.action import ClassifyAnytime
-from spike_perception_interfaces.msg import AnytimeClassification
+from spike_perception_interfaces.msg import AnytimeClassification, ModelInfo
 from spike_perception_interfaces.srv import ClassifyWithDeadline
 
 from anytime_snn.errors import BundleError
 from anytime_snn.model import load_bundle
 from anytime_snn.sim.streaming import StreamingEngine
 
+from . import stop_reasons
 from .core import (CANCELED, INFEASIBLE, DeliveryModel, Estimate, Query, Readout, SettingsError, StopConditions,
-                   StreamProcessor, StreamSettings, answer_now, uniform_estimate)
+                   StreamProcessor, StreamSettings, answer_now, model_identity)
 from .scheduling import ThreadScheduling
 from .image_convert import ImageRejected, InputAdapter
 from .model_path import resolve_model
 from .executor import make_executor, serve_on_workers
 
 MAX_CHUNK = 64
-SHUTDOWN = "shutdown"  # stop reason of queries interrupted by the node's shutdown
-BUSY = "busy"  # stop reason of queries that found every query engine in use
+class RequestError(ValueError):
+    """A query that cannot run as asked (invalid fields, a rejected image, no latest frame)."""
+
+
+@dataclass
+class _Request:
+    """A validated query: the model it runs on, its network input and stop conditions."""
+
+    model: "_Model"
+    x: np.ndarray
+    header: Any
+    stop: StopConditions
+    deadline: float  # monotonic; inf = none
+    fallback: Estimate | None  # the stream's estimate of the same frame (use_latest_frame)
 SPARE_WORKERS = 2  # query threads beyond max_concurrent_queries: they answer 'busy' / 'infeasible' at once
 FEEDBACK_DEPTH = 1000
 
@@ -117,7 +131,8 @@ class _Model:
         self.path = path
         self.bundle = load_bundle(path)
         self.adapter = InputAdapter.for_bundle(self.bundle)
-        self.readout = Readout(self.bundle)
+        self.model_id = model_identity(path)
+        self.readout = Readout(self.bundle, self.model_id)
         self._cv = threading.Condition()
         # One query engine ready before the first request (allocation and any JIT compilation happen now,
         # not inside a deadline).
@@ -130,11 +145,14 @@ class _Model:
         x = np.full(self.bundle.input.shape, 0.5, np.float32)
         engine.reset(x)
         engine.advance(2)  # warm-up: first-call costs (kernels, caches) are paid here
-        engine.reset(x)
-        t0 = time.monotonic()
-        engine.advance(8)
-        with self._cv:  # a first step-time estimate for deadline queries (refined by every query)
-            self.step_time = max(getattr(self, "step_time", 0.0), (time.monotonic() - t0) / 8)
+        if not hasattr(self, "step_time"):  # a first step-time estimate for deadline queries (refined by each)
+            runs = []
+            for _ in range(3):  # the fastest of three: a run the OS interrupted must not set it
+                engine.reset(x)
+                t0 = time.monotonic()
+                engine.advance(8)
+                runs.append((time.monotonic() - t0) / 8)
+            self.step_time = min(runs)
         return engine
 
     def acquire(self, until: float = 0.0) -> StreamingEngine | None:
@@ -181,7 +199,7 @@ class AnytimeClassifierNode(Node):
         self.action_group = ReentrantCallbackGroup()
 
         self.counters = {"rejected": 0, "queries": 0, "queries_missed_deadline": 0, "queries_failed": 0,
-                         "queries_infeasible": 0, "queries_busy": 0, "model_load_failures": 0}
+                         "queries_infeasible": 0, "queries_busy": 0, "goals_rejected": 0, "model_load_failures": 0}
         self._model_error = ""  # the last failed model (re)load; cleared by a successful one
         self.rejected_by_reason: dict[str, int] = {}
         self._latest: tuple | None = None  # (network input, header, model, frame seq) of the last accepted frame
@@ -192,6 +210,11 @@ class AnytimeClassifierNode(Node):
             AnytimeClassification, "classification",
             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # latched: a subscriber that comes later still gets the labels and identity of the current model
+        self.info_pub = self.create_publisher(
+            ModelInfo, "model_info", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                                durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self._publish_model_info()
         self.processor = StreamProcessor(self.model.new_engine(), self.model.readout, self.settings, self._publish)
         self.sub = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
                                             callback_group=self.stream_group)
@@ -204,7 +227,7 @@ class AnytimeClassifierNode(Node):
         serve_on_workers(self.srv, self.query_pool.submit, on_delivered=self._on_delivered)
         self._transit: collections.deque = collections.deque(maxlen=256)  # request sent -> callback start, s
         self.action = ActionServer(self, ClassifyAnytime, "classify_anytime", execute_callback=self._on_action,
-                                   goal_callback=lambda _goal: GoalResponse.ACCEPT,
+                                   goal_callback=self._on_goal,
                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT,
                                    callback_group=self.action_group,
                                    # a chunk sends a burst of per-step feedback: keep it all
@@ -273,6 +296,7 @@ class AnytimeClassifierNode(Node):
                 self._latest = None
                 self._model_error = ""
             self.processor.replace_engine(model.new_engine(), model.readout)
+            self._publish_model_info()
             self.get_logger().info(f"loaded model {model.path}")
         self.settings = self._pending_settings
         self.deadline_margin = float(self.get_parameter("deadline_margin").value)
@@ -294,6 +318,15 @@ class AnytimeClassifierNode(Node):
         self.processor.update(self.settings)
 
     # ------------------------------------------------------------------ stream
+    def _publish_model_info(self) -> None:
+        m = self.model
+        layout = m.adapter.layout
+        msg = ModelInfo(model_id=m.model_id, location=m.path, labels=list(m.bundle.labels),
+                        input_height=layout.height, input_width=layout.width, input_channels=layout.channels,
+                        timesteps=int(m.bundle.timesteps))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.info_pub.publish(msg)
+
     def _on_image(self, msg: Image) -> None:
         t_received = time.monotonic()
         model = self.model
@@ -328,20 +361,23 @@ class AnytimeClassifierNode(Node):
                 self.get_logger().error(f"stream worker: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
                 time.sleep(0.01)
 
-    def _message(self, est: Estimate, model: _Model | None = None) -> AnytimeClassification:
+    @staticmethod
+    def _message(est: Estimate) -> AnytimeClassification:
         msg = AnytimeClassification()
         if est.meta is not None:
             msg.header = est.meta
+        msg.model_id = est.model_id
         msg.frame_seq = est.frame_seq
         msg.timestep = est.timestep
         msg.total_timesteps = est.total_timesteps
         msg.scores = array.array("f", est.scores.tobytes())
         msg.top_class = est.top_class
-        msg.top_label = (model or self.model).readout.label(est.top_class)
+        msg.top_label = est.label
         msg.confidence = est.confidence
         msg.synaptic_events = est.synaptic_events
         msg.elapsed = to_duration(est.elapsed)
         msg.final = est.final
+        msg.stop_reason = stop_reasons.code(est.stop_reason)
         return msg
 
     def _publish(self, est: Estimate) -> None:
@@ -375,18 +411,9 @@ class AnytimeClassifierNode(Node):
             raise SettingsError(f"deadline is {left:.0f} s ahead (more than 3600 s: are the clocks synchronised?)")
         return time.monotonic() + left
 
-    def _run_query(self, req, t_received: float, on_estimate=None, should_cancel=None):
-        """Shared by the service and the action: returns (AnytimeClassification, deadline_met, stop_reason)."""
+    def _prepare(self, req, t_received: float) -> _Request:
+        """Validate a service request or action goal and convert its image; RequestError says what is wrong."""
         model = self.model
-        self._apply_scheduling()
-
-        def fail(reason: str, counter: str = "queries_failed"):
-            with self._lock:
-                self.counters[counter] += 1
-            est = uniform_estimate(model.bundle.num_classes, 0, time.monotonic() - t_received)
-            est.final = True
-            return self._message(est, model), False, reason
-
         try:
             budget = from_duration(req.budget)
             stop = StopConditions(max_timesteps=int(req.max_timesteps) or self.settings.timesteps,
@@ -394,14 +421,13 @@ class AnytimeClassifierNode(Node):
                                   max_synaptic_events=int(req.max_synaptic_events), budget=budget)
             deadline = min(self._deadline(req.deadline), t_received + budget if budget > 0 else math.inf)
         except SettingsError as e:
-            return fail(f"invalid request: {e}")
-        header = req.image.header
+            raise RequestError(f"invalid request: {e}") from None
         fallback = None
-        if req.image.height == 0:
+        if req.use_latest_frame:
             with self._lock:
                 latest, last = self._latest, self._last_estimate
             if latest is None or latest[2] is not model:
-                return fail("no image: the request has none (height 0) and no frame was received on the image topic")
+                raise RequestError("use_latest_frame: no frame was received on the image topic (for this model)")
             x, header = latest[0], latest[1]
             if last is not None and last.frame_seq == latest[3]:
                 fallback = replace(last, frame_seq=0, final=False)  # the stream's estimate of this very frame
@@ -411,29 +437,49 @@ class AnytimeClassifierNode(Node):
                                           bool(req.image.is_bigendian), req.image.step, req.image.data)
             except ImageRejected as e:
                 self._reject(e)
-                return fail(f"rejected image ({e.reason}): {e}")
-        if should_cancel is None:
-            def should_cancel():
-                return False
+                raise RequestError(f"rejected image ({e.reason}): {e}") from None
+            header = req.image.header
+        return _Request(model, x, header, stop, deadline, fallback)
+
+    def _error(self, error: str, t_received: float, counter: str = "queries_failed"):
+        """The answer to a request that cannot run: the prior, stop reason ERROR (or BUSY), the error text."""
+        with self._lock:
+            self.counters[counter] += 1
+        est = self.model.readout.prior(0, time.monotonic() - t_received)
+        est.final = True
+        est.stop_reason = stop_reasons.BUSY if counter == "queries_busy" else stop_reasons.ERROR
+        return self._message(est), False, error
+
+    def _run_query(self, req, t_received: float, on_estimate=None, feedback_every: int = 1, should_cancel=None):
+        """Shared by the service and the action: returns (AnytimeClassification, deadline_met, error text)."""
+        self._apply_scheduling()
+        try:
+            r = self._prepare(req, t_received)
+        except RequestError as e:
+            return self._error(str(e), t_received)
+        model, deadline = r.model, r.deadline
         # an engine: wait while one step could still fit before the deadline, else (no deadline) not at all
         engine = model.acquire(until=deadline - self.delivery.reserve() - self.deadline_margin - model.step_time
                                if deadline != math.inf else 0.0)
         if engine is None:
             if deadline == math.inf:
-                return fail(f"busy: {model.max_engines} queries are running (max_concurrent_queries)", "queries_busy")
-            return self._finish_query(answer_now(model.readout, stop, t_received=t_received, deadline=deadline,
-                                                 delivery=self.delivery, fallback=fallback, meta=header), model)
+                return self._error(f"busy: {model.max_engines} queries are running (max_concurrent_queries)",
+                                   t_received, "queries_busy")
+            return self._finish_query(answer_now(model.readout, r.stop, t_received=t_received, deadline=deadline,
+                                                 delivery=self.delivery, fallback=r.fallback, meta=r.header))
+        slack = deadline - self.delivery.reserve() - self.deadline_margin - time.monotonic()
         with self._lock:
             self._queries_in_flight += 1
             if deadline != math.inf:
                 self._deadline_queries += 1
                 self._no_deadline_queries.clear()
         try:
-            query = Query(engine, model.readout, stop, t_received=t_received, meta=header,
+            query = Query(engine, model.readout, r.stop, t_received=t_received, meta=r.header,
                           margin=self.deadline_margin, step_time_hint=model.step_time, deadline=deadline,
-                          delivery=self.delivery, fallback=fallback)
-            # a long query ends at shutdown too (the executor joins its threads on exit)
-            out = query.run(x, on_block=on_estimate, should_cancel=lambda: should_cancel() or not self.alive())
+                          delivery=self.delivery, fallback=r.fallback)
+            # a long query ends at shutdown too
+            out = query.run(r.x, on_estimate=on_estimate, feedback_every=feedback_every,
+                            should_cancel=lambda: (should_cancel is not None and should_cancel()) or not self.alive())
         finally:
             model.release(engine)
             with self._lock:
@@ -444,11 +490,15 @@ class AnytimeClassifierNode(Node):
                         self._no_deadline_queries.set()
         if out.steps:
             model.step_time = 0.5 * model.step_time + 0.5 * query.step_time
+        elif out.stop_reason == INFEASIBLE and slack > 0:
+            # infeasible only because of the step-time estimate: let an estimate that a slow moment inflated
+            # recover (a step that runs measures the real cost again)
+            model.step_time *= 0.7
         if out.stop_reason == CANCELED and not self._running:
-            out.stop_reason = SHUTDOWN
-        return self._finish_query(out, model)
+            out.stop_reason = out.estimate.stop_reason = stop_reasons.SHUTDOWN
+        return self._finish_query(out)
 
-    def _finish_query(self, out, model: _Model):
+    def _finish_query(self, out):
         self._thread_state.overshoot = out.overshoot  # per thread: read by _on_delivered after the answer is sent
         with self._lock:
             self.counters["queries"] += 1
@@ -456,19 +506,27 @@ class AnytimeClassifierNode(Node):
                 self.counters["queries_missed_deadline"] += 1
             if out.stop_reason == INFEASIBLE:
                 self.counters["queries_infeasible"] += 1
-        return self._message(out.estimate, model), out.deadline_met, out.stop_reason
+        return self._message(out.estimate), out.deadline_met, ""
 
     def _on_service(self, request, response, sent_at: float | None = None):
-        """``sent_at``: when the client sent the request (monotonic; from :class:`SendTimeExecutor`); the
-        budget and ``elapsed`` count from it, else from now."""
+        """``sent_at``: when the client sent the request (monotonic; from :class:`QueryExecutor`); the budget
+        and ``elapsed`` count from it (``budget_from_send_time``), else from now."""
         t_start = now = time.monotonic()
-        if sent_at is not None and sent_at <= now:
-            with self._lock:
-                self._transit.append(now - sent_at)
-            if self.budget_from_send_time:
-                t_start = sent_at
-        response.result, response.deadline_met, response.stop_reason = self._run_query(request, t_start)
+        if sent_at is not None and sent_at <= now and self.budget_from_send_time:
+            t_start = sent_at
+        response.result, response.deadline_met, response.error = self._run_query(request, t_start)
         return response
+
+    def _on_goal(self, goal) -> GoalResponse:
+        """Reject invalid goals up front (the action protocol then reports them to the client as rejected)."""
+        try:
+            self._prepare(goal, time.monotonic())
+        except RequestError as e:
+            with self._lock:
+                self.counters["goals_rejected"] += 1
+            self.get_logger().warning(f"rejected goal: {e}", throttle_duration_sec=5.0)
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
 
     async def _on_action(self, goal_handle):
         """The goal computes on a query thread; the executor thread only waits for its result."""
@@ -485,32 +543,28 @@ class AnytimeClassifierNode(Node):
         return await done
 
     def _execute_goal(self, goal_handle, t_received: float):
-        total = int(goal_handle.request.max_timesteps) or self.settings.timesteps
+        fb = ClassifyAnytime.Feedback()
 
-        def feedback(block, scores, top, conf, n, elapsed):
-            fb = ClassifyAnytime.Feedback()
-            for i in range(n):
-                if not self.alive():  # shutting down: the publisher is gone
-                    return
-                est = Estimate(timestep=int(block.t[i]), total_timesteps=total, scores=scores[i],
-                               top_class=int(top[i]), confidence=float(conf[i]),
-                               synaptic_events=int(block.events[i]), elapsed=elapsed,
-                               meta=goal_handle.request.image.header)
-                fb.estimate = self._message(est)
-                try:
-                    goal_handle.publish_feedback(fb)
-                except Exception:  # rclpy raises RCLError once the context is shut down
-                    if self.alive():
-                        raise
-                    return
+        def feedback(est: Estimate) -> None:
+            if not self.alive():  # shutting down: the publisher is gone
+                return
+            fb.estimate = self._message(est)
+            try:
+                goal_handle.publish_feedback(fb)
+            except Exception:  # rclpy raises RCLError once the context is shut down
+                if self.alive():
+                    raise
 
-        msg, met, reason = self._run_query(goal_handle.request, t_received, on_estimate=feedback,
-                                           should_cancel=lambda: goal_handle.is_cancel_requested)
-        result = ClassifyAnytime.Result(result=msg, deadline_met=met, stop_reason=reason)
-        if reason == CANCELED and goal_handle.is_cancel_requested:
+        goal = goal_handle.request
+        msg, met, error = self._run_query(goal, t_received, on_estimate=feedback,
+                                          feedback_every=goal.feedback_every,
+                                          should_cancel=lambda: goal_handle.is_cancel_requested)
+        result = ClassifyAnytime.Result(result=msg, deadline_met=met, error=error)
+        if msg.stop_reason == AnytimeClassification.STOP_CANCELED and goal_handle.is_cancel_requested:
             goal_handle.canceled()
-        elif reason == SHUTDOWN:
-            goal_handle.abort()
+        elif msg.stop_reason in (AnytimeClassification.STOP_SHUTDOWN, AnytimeClassification.STOP_ERROR,
+                                 AnytimeClassification.STOP_BUSY):
+            goal_handle.abort()  # e.g. the model changed between acceptance and execution
         else:
             goal_handle.succeed()
         return result
@@ -554,6 +608,8 @@ class AnytimeClassifierNode(Node):
             "query_transit_ms_max": f"{max(transit) * 1e3:.3f}" if transit else "nan",
             "queries_infeasible": counters["queries_infeasible"],
             "queries_busy": counters["queries_busy"],
+            "goals_rejected": counters["goals_rejected"],
+            "model_id": self.model.model_id,
             # the answer-delivery model: what a query keeps free before its deadline, and the smallest
             # budget (from the client's send) in which one timestep still fits
             "answer_delivery_ms_expected": f"{self.delivery.expected() * 1e3:.3f}",
