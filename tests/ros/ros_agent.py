@@ -338,6 +338,17 @@ class Agent:
         return {"ok": True, "model_id": m.model_id, "location": m.location, "labels": list(m.labels),
                 "input": [m.input_height, m.input_width, m.input_channels], "timesteps": m.timesteps}
 
+    def cmd_publisher_qos(self, topic, timeout=5.0):
+        """QoS of the publishers of ``topic`` as the graph reports them."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            infos = self.node.get_publishers_info_by_topic(topic)
+            if infos:
+                return {"ok": True, "qos": [{"durability": i.qos_profile.durability.name,
+                                             "reliability": i.qos_profile.reliability.name} for i in infos]}
+            time.sleep(0.05)
+        return {"ok": False, "error": f"no publisher on {topic}"}
+
     def cmd_goals_start(self, n, **kw):
         """Send ``n`` action goals and return once all are accepted (they keep running in the node)."""
         if not self.act.wait_for_server(timeout_sec=5.0):

@@ -8,6 +8,7 @@ Uses the bundled default model when it exists, else a small MNIST SNN built here
 from __future__ import annotations
 
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -50,7 +51,8 @@ def model_dir(tmp_path_factory) -> str:
 def params_file(tmp_path_factory) -> str:
     p = tmp_path_factory.mktemp("params") / "params.yaml"
     p.write_text("/**:\n  ros__parameters:\n    model: default\n    timesteps: 40\n    publish_every: 1\n"
-                 "    frame_policy: latest\n    reset_between_frames: true\n")
+                 "    frame_policy: latest\n    reset_between_frames: true\n"
+                 "    qos_overrides:\n      /classification:\n        publisher:\n          durability: transient_local\n")
     return str(p)
 
 
@@ -342,3 +344,28 @@ def test_model_info_is_latched_and_estimates_name_their_model(box, model_dir):
     answer = box.ok("service", index=4, max_timesteps=10)
     assert answer["result"]["model_id"] == info["model_id"]
     assert answer["result"]["label"] == info["labels"][answer["result"]["top"]]
+
+
+def test_diagnostics_level_recovers_after_the_window(box):
+    """WARN while a problem is recent (diagnostics_window), OK again afterwards; the counters stay."""
+    assert box.ok("set_params", params={"diagnostics_window": 1.0})["results"][0]["successful"]
+    try:
+        before = int(box.ok("diagnostics")["values"]["frames_rejected"])
+        for _ in range(5):  # best-effort topic: send until the rejection is counted
+            box.ok("publish_raw", count=3, height=1, width=1, encoding="yuv422", step=2, data_hex="0000")
+            diag = box.ok("diagnostics")["values"]
+            if int(diag["frames_rejected"]) > before:
+                break
+        assert int(diag["frames_rejected"]) > before and diag["_level"] == 1, diag
+        time.sleep(2.5)  # more than the window, no new problem
+        later = box.ok("diagnostics")["values"]
+        assert later["_level"] == 0 and int(later["frames_rejected"]) == int(diag["frames_rejected"]), later
+    finally:
+        assert box.ok("set_params", params={"diagnostics_window": 10.0})["results"][0]["successful"]
+
+
+def test_qos_comes_from_qos_overrides_parameters(box):
+    """The params file sets qos_overrides./classification.publisher.durability: transient_local (default
+    volatile); the graph shows it (DDS discovery carries durability and reliability, not the depth)."""
+    qos = box.ok("publisher_qos", topic="/classification")["qos"]
+    assert qos == [{"durability": "TRANSIENT_LOCAL", "reliability": "RELIABLE"}]

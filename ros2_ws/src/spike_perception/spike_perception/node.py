@@ -37,7 +37,8 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from spike_perception_interfaces.action import ClassifyAnytime
@@ -107,6 +108,10 @@ PARAMS = {
                              "scheduler. Needs CAP_SYS_NICE or root; a clear warning when not permitted.",
                           dict(integer_range=[IntegerRange(from_value=0, to_value=99, step=1)])),
     "cpu_affinity": ("", "CPUs for the stream worker and query threads, e.g. '1' or '0,1' (empty = any).", {}),
+    "diagnostics_window": (10.0, "Seconds: /diagnostics reports WARN while a problem (rejected image, missed "
+                                 "deadline, failed query, rejected goal) happened within this window.",
+                           dict(floating_point_range=[FloatingPointRange(from_value=1.0, to_value=3600.0,
+                                                                         step=0.0)])),
     "budget_from_send_time": (True, "true: a service query's budget counts from when the client sent it (the request's "
                                     "DDS source timestamp; same host or synchronised clocks); false: from the node's "
                                     "receipt.", {}),
@@ -190,6 +195,7 @@ class AnytimeClassifierNode(Node):
         self.scheduling = ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
         self.budget_from_send_time = bool(values["budget_from_send_time"])
         self.stream_yields_to_queries = bool(values["stream_yields_to_queries"])
+        self.diagnostics_window = float(values["diagnostics_window"])
         self._no_deadline_queries = threading.Event()  # set while no query with a budget runs
         self._no_deadline_queries.set()
         self._deadline_queries = 0
@@ -206,9 +212,14 @@ class AnytimeClassifierNode(Node):
         self._last_estimate: Estimate | None = None  # the stream's last published estimate
         self._lock = threading.Lock()
 
+        # QoS defaults below; a launch file or YAML may override them per topic with the standard
+        # qos_overrides.<topic>.<publisher|subscription>.<policy> parameters
+        overridable = QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
+                                            QoSPolicyKind.DURABILITY])
         self.pub = self.create_publisher(
             AnytimeClassification, "classification",
-            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST))
+            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST),
+            qos_overriding_options=overridable)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # latched: a subscriber that comes later still gets the labels and identity of the current model
         self.info_pub = self.create_publisher(
@@ -217,6 +228,7 @@ class AnytimeClassifierNode(Node):
         self._publish_model_info()
         self.processor = StreamProcessor(self.model.new_engine(), self.model.readout, self.settings, self._publish)
         self.sub = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
+                                            qos_overriding_options=overridable,
                                             callback_group=self.stream_group)
         self.srv = self.create_service(ClassifyWithDeadline, "classify_with_deadline", self._on_service,
                                        callback_group=self.service_group)
@@ -237,6 +249,7 @@ class AnytimeClassifierNode(Node):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._diag_last = (time.monotonic(), 0, 0.0)
+        self._diag_history: collections.deque = collections.deque()  # (time, counters) of past diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self.stream_group)
 
         self._worker = threading.Thread(target=self._work, name="snn-stream", daemon=True)
@@ -311,6 +324,8 @@ class AnytimeClassifierNode(Node):
                 self.scheduling = ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
             if p.name == "deadline_margin":
                 self.deadline_margin = float(p.value)
+            elif p.name == "diagnostics_window":
+                self.diagnostics_window = float(p.value)
             elif p.name == "budget_from_send_time":
                 self.budget_from_send_time = bool(p.value)
             elif p.name == "stream_yields_to_queries":
@@ -621,13 +636,30 @@ class AnytimeClassifierNode(Node):
             level=DiagnosticStatus.OK, name=f"{self.get_fully_qualified_name()}: anytime classifier",
             message=f"{st.frames_completed} frames, {counters['rejected']} rejected", hardware_id="cpu",
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        if counters["rejected"] or counters["queries_missed_deadline"] or model_error:
+        # the level says how things are now: WARN while something went wrong within diagnostics_window
+        # seconds (the counters above stay cumulative)
+        recent = self._recent_problems(now, counters)
+        if recent or model_error:
             status.level = DiagnosticStatus.WARN
+            if recent:
+                status.message += "; in the last {:g} s: {}".format(
+                    self.diagnostics_window, ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in recent.items()))
         if model_error:
             status.message += f"; model reload failed, still using {self.model.path}"
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
+
+    WARN_COUNTERS = ("rejected", "queries_missed_deadline", "queries_failed", "goals_rejected")
+
+    def _recent_problems(self, now: float, counters: dict) -> dict:
+        """How much each problem counter grew within the last ``diagnostics_window`` seconds (non-zero only)."""
+        hist = self._diag_history
+        hist.append((now, {k: counters[k] for k in self.WARN_COUNTERS}))
+        while len(hist) > 1 and hist[1][0] <= now - self.diagnostics_window:
+            hist.popleft()  # hist[0] is the newest snapshot at least a window old (or the oldest there is)
+        base = hist[0][1] if hist[0][0] <= now - self.diagnostics_window else {}  # younger node: since start
+        return {k: counters[k] - base.get(k, 0) for k in self.WARN_COUNTERS if counters[k] - base.get(k, 0) > 0}
 
     def _smallest_feasible_budget(self) -> float:
         """Budget (counted from the client's send) that still leaves time for one timestep: request transit,
