@@ -349,6 +349,33 @@ class Agent:
             time.sleep(0.05)
         return {"ok": False, "error": f"no publisher on {topic}"}
 
+    def cmd_run_example(self, args, indices, timeout=60.0):
+        """Run the installed planner_example (a separate process, like a planner) with ``args`` while this
+        agent publishes the MNIST test images ``indices`` in a loop as the camera; its JSON output."""
+        exe = ROOT / "ros2_ws" / "install" / "lib" / "spike_perception" / "planner_example"
+        images, _ = self._mnist()
+        stop = threading.Event()
+
+        def camera():
+            while not stop.is_set():
+                for idx in indices:
+                    self.pub.publish(image_msg(images[idx], stamp_ns=idx + 1))
+                    if stop.wait(0.1):
+                        return
+
+        cam = threading.Thread(target=camera, daemon=True)
+        cam.start()
+        try:
+            ns = ["--ros-args", "-r", f"__ns:=/{self.ns}"] if self.ns else []
+            p = subprocess.run([sys.executable, str(exe), *args, *ns], capture_output=True, text=True,
+                               timeout=timeout, env=dict(os.environ))
+        finally:
+            stop.set()
+            cam.join(2)
+        if p.returncode:
+            return {"ok": False, "error": f"planner_example exited {p.returncode}", "stderr": p.stderr[-3000:]}
+        return {"ok": True, "out": json.loads(p.stdout.strip().splitlines()[-1])}
+
     def cmd_goals_start(self, n, **kw):
         """Send ``n`` action goals and return once all are accepted (they keep running in the node)."""
         if not self.act.wait_for_server(timeout_sec=5.0):

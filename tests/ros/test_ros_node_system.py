@@ -369,3 +369,16 @@ def test_qos_comes_from_qos_overrides_parameters(box):
     volatile); the graph shows it (DDS discovery carries durability and reliability, not the depth)."""
     qos = box.ok("publisher_qos", topic="/classification")["qos"]
     assert qos == [{"durability": "TRANSIENT_LOCAL", "reliability": "RELIABLE"}]
+
+
+def test_planner_example_reads_finals_queries_by_deadline_and_thins_feedback(box):
+    """The planner example (a third process) against the node while a camera stream runs."""
+    out = box.ok("run_example", args=["--json", "--deadline-ms", "30", "--feedback-every", "10", "--timesteps", "40"],
+                 indices=[30, 31, 32])["out"]
+    assert out["model"]["labels"] and len(out["model"]["model_id"]) == 64
+    assert out["finals_seen"] >= 1 and out["last_final"]["timestep"] >= 1
+    q = out["deadline_query"]
+    assert q["error"] == "" and q["stop"] in ("budget", "infeasible") and q["model_id"] == out["model"]["model_id"]
+    assert q["seconds"] < 0.030 + 0.5  # in hand close to the deadline (CI machines are loaded)
+    assert q["stamp_ns"] in (31, 32, 33)  # the latest camera frame
+    assert out["goal"]["feedback_timesteps"] == [10, 20, 30, 40] and out["goal"]["result"]["timestep"] == 40

@@ -23,6 +23,7 @@ setup(
     entry_points={
         "console_scripts": [
             "anytime_classifier = spike_perception.node:main",
+            "planner_example = spike_perception.planner_example:main",
         ],
     },
 )
