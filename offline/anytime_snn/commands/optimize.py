@@ -120,24 +120,21 @@ def _converted(args, comm) -> Path:
     """A Keras model is first converted with `anytime-snn convert`'s defaults into DIR/converted (once)."""
     import argparse
 
+    from ..optimize.driver import on_rank0
     from . import convert as convert_command
 
     target = Path(args.out) / "converted"
-    ok = np.ones(1, np.int64)
-    if comm.rank == 0 and not (target / "manifest.json").is_file():
+
+    def convert() -> None:
+        if (target / "manifest.json").is_file():
+            return
         parser = argparse.ArgumentParser()
         convert_command.add_arguments(parser)
         argv = [str(args.model), "--out", str(target), "--dataset", args.dataset]
         argv += ["--data-path", args.data_path] if args.data_path else []
-        try:
-            convert_command.run(parser.parse_args(argv))
-        except BaseException:
-            ok[0] = 0
-            comm.Bcast(ok, root=0)
-            raise
-    comm.Bcast(ok, root=0)
-    if not ok[0]:
-        raise SystemExit(2)
+        convert_command.run(parser.parse_args(argv))
+
+    on_rank0(comm, convert)
     return target
 
 
@@ -170,9 +167,11 @@ class Progress:
 def run(args) -> int:
     from ..convert.convert import network_input
     from ..data import load_dataset
+    from ..dynamics import with_dynamics
     from ..errors import ConfigError
-    from ..model import NeuronConfig, load_bundle
+    from ..model import load_bundle
     from ..optimize import FullState, Objective, OptimizeConfig, Optimizer, ShardedSimulator, world
+    from ..optimize.driver import drive
     from ..optimize.parallel import evaluation
     from ..train import configure_tensorflow
 
@@ -189,10 +188,7 @@ def run(args) -> int:
     lambdas = _floats(args.lambdas, "--lambdas")
 
     bundle = load_bundle(_converted(args, comm) if str(args.model).endswith(".keras") else args.model)
-    if args.dynamics == "spinnaker":
-        bundle = bundle.with_neuron(NeuronConfig.spinnaker())
-    elif args.dynamics == "nl-iaf":
-        bundle = bundle.with_neuron(NeuronConfig())
+    bundle = with_dynamics(bundle, args.dynamics)
     timesteps = args.timesteps or bundle.timesteps
     if timesteps < 1:
         raise ConfigError(f"--timesteps must be >= 1, got {timesteps}")
@@ -211,26 +207,19 @@ def run(args) -> int:
                 "engine": objective.sim.engine_name}  # engines round differently: resume only on the same one
     out = Path(args.out)
 
-    result, ok, curves = None, 0, {}
-    if comm.rank == 0:
-        try:
-            if not args.quiet:
-                print(f"optimizing {args.model}: {objective.samples} training images x {timesteps} steps, "
-                      f"{comm.size} rank(s), phases {','.join(phases)} budgets {args.budgets}", file=sys.stderr)
-            result = Optimizer(objective, config, out, run_info=run_info, progress=Progress(args.quiet)).run(args.resume)
-            for label, state in (("before", FullState.start(objective.hidden, config.v0_init)), ("after", result.state)):
-                m = objective(state)
-                curves[label] = (m.accuracy, m.events)
-            ok = 1
-        finally:
-            objective.close()
-            comm.Bcast(np.array([ok], np.int64), root=0)
-    else:
-        objective.serve()
-        flag = np.zeros(1, np.int64)
-        comm.Bcast(flag, root=0)
-        if not flag[0]:
-            return 2
+    curves = {}
+
+    def optimize():
+        if not args.quiet:
+            print(f"optimizing {args.model}: {objective.samples} training images x {timesteps} steps, "
+                  f"{comm.size} rank(s), phases {','.join(phases)} budgets {args.budgets}", file=sys.stderr)
+        result = Optimizer(objective, config, out, run_info=run_info, progress=Progress(args.quiet)).run(args.resume)
+        for label, state in (("before", FullState.start(objective.hidden, config.v0_init)), ("after", result.state)):
+            m = objective(state)
+            curves[label] = (m.accuracy, m.events)
+        return result
+
+    result = drive(objective, comm, optimize)
     # Every rank: the final state, then the optional test evaluation (collective).
     best_flat = result.state.flat() if comm.rank == 0 else np.zeros(objective.size)
     comm.Bcast(best_flat, root=0)

@@ -303,10 +303,11 @@ def _nest_check(p: Pipeline, bundle_dir: str, steps: int) -> dict:
         from ..data import load_dataset
         from ..evaluate import evaluate
         from ..export import run_on_backend
-        from ..model import NeuronConfig, load_bundle
+        from ..dynamics import spinnaker_dynamics
+        from ..model import load_bundle
         from ..sim.reference import simulate
 
-        bundle = load_bundle(bundle_dir).with_neuron(NeuronConfig.spinnaker())
+        bundle = spinnaker_dynamics(load_bundle(bundle_dir))
         test = load_dataset(p.spec.dataset, "test", None, limit=p.s.nest_images)
         x, labels = network_input(bundle, test.images), test.labels
         nest = run_on_backend(bundle, x, "nest", steps)

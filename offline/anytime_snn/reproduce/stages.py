@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..dynamics import with_dynamics
 from ..fsutil import atomic_write
 
 STAGE_FILE = "stage.json"
@@ -242,13 +243,12 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
 
         from ..convert.convert import network_input
         from ..data import load_dataset
-        from ..model import NeuronConfig, load_bundle, save_bundle
+        from ..model import load_bundle, save_bundle
         from ..optimize import FullState, Objective, OptimizeConfig, Optimizer
         from ..optimize.checkpoint import load_state
+        from ..optimize.driver import drive
 
-        bundle = load_bundle(bundle_dir)
-        if dynamics == "spinnaker":
-            bundle = bundle.with_neuron(NeuronConfig.spinnaker())
+        bundle = with_dynamics(load_bundle(bundle_dir), dynamics)
         data = load_dataset(dataset, "train", data_path)
         idx = np.sort(np.random.Generator(np.random.PCG64(seed)).permutation(len(data))[:subset])
         x, labels = network_input(bundle, data.images[idx]), data.labels[idx]
@@ -256,36 +256,29 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         if pin is not None:
             objective = PinnedObjective(objective, pin)
         cfg = OptimizeConfig(phases=tuple(phases), budgets=tuple(budgets), v0_init=v0_init, seed=seed)
-        result, ok = None, 0
-        if comm.rank == 0:
-            t0 = time.perf_counter()
-            try:
-                resume = load_state(d) is not None
-                if resume:
-                    log(f"[resume] optimizer checkpoint in {d}")
-                run_info = {"bundle": config["bundle"], "subset": subset, "timesteps": timesteps,
-                            "pin": config["pin"], "dynamics": dynamics}
-                result = Optimizer(objective, cfg, d, run_info=run_info).run(resume=resume)
-                ok = 1
-            finally:
-                objective.close()
-                comm.Bcast(np.array([ok], np.int64), root=0)
-            best = result.state
-            if pin is not None:
-                best = objective.pinned(best)
-            optimized = objective.bundle(best)
-            save_bundle(optimized, d / "bundle")
-            keep = ("loss", "M_e", "P_l", "P_p", "peak_accuracy", "events_per_sample")
-            return {"bundle": str(d / "bundle"), "start": {k: result.start[k] for k in keep},
-                    "best": {k: result.best[k] for k in keep}, "evaluations": result.evaluations,
-                    "wall_time_s": round(time.perf_counter() - t0, 1),
-                    "start_state_v0": FullState.start(objective.hidden, v0_init).v0[0][:1].tolist()}
-        objective.serve()
-        flag = np.zeros(1, np.int64)
-        comm.Bcast(flag, root=0)
-        if not flag[0]:
-            raise SystemExit(2)
-        return {}
+        t0 = time.perf_counter()
+
+        def optimize():
+            resume = load_state(d) is not None
+            if resume:
+                log(f"[resume] optimizer checkpoint in {d}")
+            run_info = {"bundle": config["bundle"], "subset": subset, "timesteps": timesteps,
+                        "pin": config["pin"], "dynamics": dynamics}
+            return Optimizer(objective, cfg, d, run_info=run_info).run(resume=resume)
+
+        result = drive(objective, comm, optimize)
+        if comm.rank != 0:
+            return {}
+        best = result.state
+        if pin is not None:
+            best = objective.pinned(best)
+        optimized = objective.bundle(best)
+        save_bundle(optimized, d / "bundle")
+        keep = ("loss", "M_e", "P_l", "P_p", "peak_accuracy", "events_per_sample")
+        return {"bundle": str(d / "bundle"), "start": {k: result.start[k] for k in keep},
+                "best": {k: result.best[k] for k in keep}, "evaluations": result.evaluations,
+                "wall_time_s": round(time.perf_counter() - t0, 1),
+                "start_state_v0": FullState.start(objective.hidden, v0_init).v0[0][:1].tolist()}
 
     out = collective_cached(directory, config, run, comm, log)
     if comm.size > 1:
@@ -311,12 +304,10 @@ def evaluate_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
 
         from ..convert.convert import network_input
         from ..data import load_dataset
-        from ..model import NeuronConfig, load_bundle
+        from ..model import load_bundle
         from ..optimize import FullState, apply_state, distributed_evaluate, hidden_layers
 
-        bundle = load_bundle(bundle_dir)
-        if dynamics == "spinnaker":
-            bundle = bundle.with_neuron(NeuronConfig.spinnaker())
+        bundle = with_dynamics(load_bundle(bundle_dir), dynamics)
         if v0 is not None:
             hidden = hidden_layers(bundle)
             bundle = apply_state(bundle, FullState.start(hidden, v0), hidden)
