@@ -134,6 +134,24 @@ def test_set_parameters_swaps_weights_and_refuses_another_architecture(mnist_def
         engine.set_parameters(dense_bundle((784, 50, 10)))
 
 
+def test_set_parameters_on_a_graph_net_equals_a_fresh_engine():
+    """New conv kernels (stored as window rows), biases, V0 and skip weights all take effect."""
+    spec = NetSpec(input_shape=(8, 8, 2), convs=(("conv2d", 3, 4, 2, "same"), ("max_pool2d", 2, 0, 1, "same"),
+                                                 ("residual", 3, 0, 1, "same"), ("depthwise_conv2d", 2, 0, 1, "valid")),
+                   dense=(6,), classes=3)
+    a, b = random_bundle(spec, 1), random_bundle(spec, 2)
+    x = random_inputs(spec, 4, 1)
+    engine = BatchEngine(a, block=3)
+    before = engine.run(x, 12, record_v_out=True)
+    engine.set_parameters(b)
+    swapped = engine.run(x, 12, record_v_out=True)
+    fresh = BatchEngine(b, block=3).run(x, 12, record_v_out=True)
+    np.testing.assert_array_equal(swapped.v_out, fresh.v_out)
+    np.testing.assert_array_equal(swapped.events, fresh.events)
+    np.testing.assert_array_equal(swapped.v_out, reference.simulate(b, x, 12).v_out.astype(np.float32))
+    assert not np.array_equal(before.v_out, fresh.v_out)
+
+
 def test_engine_selection():
     dense = dense_bundle((12, 8, 3))
     assert supports(dense) and resolve(dense, "auto") == "numba" and resolve(dense, "tf") == "tf"
