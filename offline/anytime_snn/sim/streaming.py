@@ -37,7 +37,8 @@ def measured_density(layer: Layer, n_out: int, k: int) -> float:
     """The input firing rate above which one GEMM over a k-step block beats the compiled event-driven
     path, as measured by ``benchmarks/bench_paths.py`` (docs/performance.md): a GEMM's cost does not
     grow with the rate and amortizes over longer blocks; narrow dense layers gain from it early,
-    convolutions (an einsum over windows) late."""
+    convolutions (an einsum over windows) late. Depthwise convolutions were not measured and use the
+    conv2d values."""
     short = k <= 16
     if layer.kind == "dense":
         if n_out <= 64:
