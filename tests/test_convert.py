@@ -152,7 +152,13 @@ def test_residual_functional_model_is_rejected():
 
 @pytest.fixture(scope="module")
 def mnist_model(tmp_path_factory):
-    """A small dense net (Dense-BN-ReLU-Dropout) trained for 2 epochs on 10k real digits (~5 s)."""
+    """A small dense net (Dense-BN-ReLU-Dropout) trained for 2 epochs on 10k real digits (~5 s).
+
+    Training is deterministic (op determinism, seed 0): 5 runs on the 2-core CI machine type all gave the values
+    in the tests below (ANN 91.9 %, SNN at T = 200 91.9 %, T = 1 63.0 %, agreement 100 %, mean rate error of the
+    last hidden layer 0.00071 at T = 200, CLI's SNN 96.0 %). The thresholds hold for seeds 0-5, which stand in
+    for another machine's float rounding: ANN 91.4-92.6 %, |SNN - ANN| 0-0.1 points, agreement 99.9-100 %,
+    rate error 0.00069-0.00079, CLI's SNN 96.0-97.5 %."""
     from anytime_snn.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("m") / "dense.keras"
@@ -176,7 +182,7 @@ def test_converted_snn_matches_the_ann_at_large_t(mnist_model):
     bundle = result.bundle
     ann_pred = np.argmax(model.predict(test.pixels01(), verbose=0), axis=-1)
     ann_acc = float(np.mean(ann_pred == test.labels))
-    assert ann_acc > 0.9
+    assert ann_acc > 0.89  # seeds 0-5: 91.4-92.6 %
     res = TFEngine(bundle).run(network_input(bundle, test.images), 200)
     acc = res.accuracy(test.labels)
     assert abs(acc[-1] - ann_acc) <= 0.005, (acc[-1], ann_acc)

@@ -146,7 +146,13 @@ def test_unsupported_graphs_fail_with_a_clear_message(build, match):
 @needs_mnist
 def test_mnist_conv_net_with_max_pooling_and_residual_converts_close_to_the_ann():
     """A small conv net (padding, max pool, residual block) trained for one epoch on 4000 real digits; its SNN
-    after T = 80 steps agrees with the ANN on a 300-digit test subset."""
+    after T = 80 steps agrees with the ANN on a 300-digit test subset.
+
+    Training is deterministic (op determinism, seed 0): 5 runs on the 2-core CI machine type all gave ANN 93.7 %,
+    SNN 93.7 % at T = 80 (78.3 % at T = 1), agreement 100 %. Another machine's float rounding can send training
+    elsewhere, so the margins come from seeds 0-5: ANN 79.7-93.7 %, |SNN - ANN| 0-0.33 points, agreement
+    99.0-100 %, SNN at T = 80 minus T = 1: 11-27 points (at T = 5 it was below T = 80 by -1.0 to +1.7 points,
+    too thin to assert)."""
     from anytime_snn.data import load_dataset
     from anytime_snn.sim.tf_engine import TFEngine
 
@@ -165,7 +171,7 @@ def test_mnist_conv_net_with_max_pooling_and_residual_converts_close_to_the_ann(
     model.fit(train.pixels01(), train.labels, epochs=1, batch_size=32, verbose=0)
     ann_pred = np.argmax(model.predict(test.pixels01(), verbose=0), axis=-1)
     ann_acc = float(np.mean(ann_pred == test.labels))
-    assert ann_acc > 0.9
+    assert ann_acc > 0.75  # a precondition: the ANN has learned (chance 0.1)
     bundle = convert_model(model, train.images[:1000], v0=0.5, timesteps=80).bundle
     assert [l.kind for l in bundle.layers].count("max_pool2d") == 1 and any(l.skip for l in bundle.layers)
     res = TFEngine(bundle, jit_compile=False).run(network_input(bundle, test.images), 80)  # XLA compile: slow here
@@ -174,4 +180,4 @@ def test_mnist_conv_net_with_max_pooling_and_residual_converts_close_to_the_ann(
     print(f"ANN {ann_acc:.3f}  SNN(T=80) {acc[-1]:.3f}  SNN(T=25) {acc[24]:.3f}  agreement {agree:.3f}")
     assert abs(acc[-1] - ann_acc) <= 0.02, (acc[-1], ann_acc)
     assert agree > 0.95
-    assert acc[4] < acc[-1]
+    assert acc[0] < acc[-1] - 0.05  # an anytime curve: it improves with time

@@ -77,15 +77,20 @@ def test_architectures_are_conversion_friendly(kind, shape):
 
 @needs_mnist
 def test_short_training_run_learns_and_writes_a_record(tmp_path):
+    """Training is deterministic (op determinism): 5 runs of seed 1 on the 2-core CI machine type all gave test
+    accuracy 85.2 % (moving-average BN 83.6 %). Another machine's float rounding can send training elsewhere,
+    so the thresholds come from seeds 1-6: 83.0-87.7 %, and re-estimated minus moving-average BN 0 to +4.3
+    points. (The threshold was 85 %: 0.2 points under seed 1, failing seed 6.)"""
     out = tmp_path / "m.keras"
     rc = main(["train", "--arch", "dense", "--epochs", "2", "--train-limit", "3000", "--test-limit", "1000",
                "--validation-fraction", "0.1", "--quiet", "--seed", "1", "--out", str(out)])
     assert rc == 0 and out.is_file()
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["test_accuracy"] > 0.85  # 2 epochs on 2700 real digits (chance: 0.1)
+    print(f"test accuracy {record['test_accuracy']}, with moving-average BN {record['test_accuracy_moving_average_bn']}")
+    assert record["test_accuracy"] > 0.8  # 2 epochs on 2700 real digits (chance: 0.1)
     # the BN statistics were re-estimated on the training images: not worse than the lagging moving averages
     assert record["bn_recalibration_samples"] == 2700
-    assert record["test_accuracy"] >= record["test_accuracy_moving_average_bn"] - 0.01
+    assert record["test_accuracy"] >= record["test_accuracy_moving_average_bn"] - 0.02
     choice = record["bn_statistics"]  # whichever statistics did better on the validation split were kept
     assert record["validation_accuracy"] == pytest.approx(max(choice["validation_accuracy_re_estimated"],
                                                               choice["validation_accuracy_moving_averages"]))
