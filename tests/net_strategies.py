@@ -25,11 +25,12 @@ SPECS = st.builds(
 )
 DENSE_SPECS = SPECS.map(lambda s: NetSpec(input_shape=(12,), convs=(), dense=s.dense, classes=s.classes,
                                           neuron=s.neuron, v0_mode=s.v0_mode, zero_fraction=s.zero_fraction))
-# Every layer kind mixed: convolutions and depthwise convolutions with strides and both paddings, zero
+# Every layer kind mixed: convolutions and depthwise convolutions with strides 1-3 and both paddings, zero
 # padding, spiking max pools (overlapping, strided, 'same'), residual inputs; the analog first layer may
 # itself be zero padded or a depthwise convolution.
 ANY_LAYER = st.one_of(
-    CONV,
+    st.tuples(st.sampled_from(["conv2d", "depthwise_conv2d"]), st.integers(1, 3), st.integers(1, 4),
+              st.integers(1, 3), st.sampled_from(["same", "valid"])),
     st.tuples(st.just("max_pool2d"), st.integers(1, 3), st.just(0), st.integers(1, 3), st.sampled_from(["same", "valid"])),
     st.tuples(st.just("zero_pad2d"), st.integers(0, 2), st.just(0), st.integers(0, 2), st.just("")),
     st.tuples(st.just("residual"), st.integers(1, 3), st.just(0), st.just(1), st.just("same")),
