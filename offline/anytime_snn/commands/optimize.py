@@ -91,18 +91,13 @@ def _model_digest(bundle) -> str:
     return h.hexdigest()
 
 
-def _subset(n: int, size: int, seed: int):
-    return np.sort(np.random.Generator(np.random.PCG64(seed)).permutation(n)[:size])
-
-
 def _a_max(choice: str, bundle, x, labels) -> float:
     """The reference accuracy: the ANN on these images, the recorded ANN test accuracy, or a number."""
-    from ..convert.normalize import ann_forward
     from ..errors import ConfigError
+    from ..evaluate.ann import bundle_ann_accuracy
 
     if choice == "ann":
-        pred = [ann_forward(bundle.layers, x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)]
-        return float((np.concatenate(pred) == labels).mean())
+        return bundle_ann_accuracy(bundle, x, labels)
     if choice == "provenance":
         if "ann_accuracy" not in bundle.provenance:
             raise ConfigError("the bundle records no ANN accuracy (provenance.ann_accuracy): use --a-max ann")
@@ -170,7 +165,7 @@ def run(args) -> int:
     from ..dynamics import with_dynamics
     from ..errors import ConfigError
     from ..model import load_bundle
-    from ..optimize import FullState, Objective, OptimizeConfig, Optimizer, ShardedSimulator, world
+    from ..optimize import FullState, Objective, OptimizeConfig, Optimizer, ShardedSimulator, training_subset, world
     from ..optimize.driver import drive
     from ..optimize.parallel import evaluation
     from ..train import configure_tensorflow
@@ -195,7 +190,7 @@ def run(args) -> int:
     data = load_dataset(args.dataset, "train", args.data_path)
     if args.subset > len(data):
         raise ConfigError(f"--subset {args.subset} is larger than the training split ({len(data)} images)")
-    idx = _subset(len(data), args.subset, args.seed)
+    idx = training_subset(len(data), args.subset, args.seed)
     x, labels = network_input(bundle, data.images[idx]), data.labels[idx]
     a_max = _a_max(args.a_max, bundle, x, labels)
     objective = Objective(bundle, x, labels, timesteps, a_max=a_max, lambdas=lambdas, comm=comm,

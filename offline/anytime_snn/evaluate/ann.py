@@ -1,5 +1,6 @@
-"""Measure a Keras ANN: test accuracy, activation and weight sparsity, and the ANN-side synaptic events of
-its converted layers (what sparsity fine-tuning reports before and after, paper 5.1)."""
+"""Measure an ANN: a Keras model's test accuracy, activation and weight sparsity (what sparsity fine-tuning
+reports before and after, paper 5.1), and a converted bundle's ANN function: its accuracy (the a_max of the
+metrics) and its ANN-side synaptic events."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ def evaluate_accuracy(model, ds, batch_size: int = 500) -> float:
     """Top-1 accuracy of ``model`` on a :class:`~anytime_snn.data.Dataset` (pixels scaled to [0, 1])."""
     probs = model.predict(ds.pixels01(), batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(probs, axis=-1) == ds.labels))
+
+
+def bundle_ann_accuracy(bundle, x: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
+    """Accuracy of the bundle's ANN function (conversion keeps it) on these network inputs."""
+    from ..convert.normalize import ann_forward
+
+    pred = [ann_forward(bundle.layers, x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+    return float((np.concatenate(pred) == labels).mean())
 
 
 def weight_sparsity(model) -> dict:

@@ -5,6 +5,7 @@
 - :mod:`.objective`: L_SNN on a training subset, simulated by the batched engine;
 - :mod:`.parallel`: data-parallel simulation over MPI ranks (bit-identical to one process), and
   :func:`distributed_evaluate`;
+- :mod:`.driver`: the MPI protocol of a run (rank 0 drives, the others serve the objective);
 - :mod:`.subplex`: the three-phase NLopt LN_SBPLX driver with exact checkpoint/resume;
 - :mod:`.checkpoint`: atomic JSON + npz checkpoints.
 
@@ -12,7 +13,7 @@ Nothing here imports TensorFlow, NLopt or mpi4py at import time.
 """
 
 from .checkpoint import load as load_checkpoint
-from .objective import DEFAULT_LAMBDAS, Measurement, Objective
+from .objective import DEFAULT_LAMBDAS, Measurement, Objective, training_subset
 from .parallel import ChunkPlan, ShardedSimulator, SingleProcess, distributed_evaluate, world
 from .params import GRANULARITIES, FullState, Layout, apply_state, hidden_layers
 from .subplex import PAPER_BUDGETS, OptimizeConfig, OptimizeResult, Optimizer, state_key
@@ -20,5 +21,6 @@ from .subplex import PAPER_BUDGETS, OptimizeConfig, OptimizeResult, Optimizer, s
 __all__ = [
     "DEFAULT_LAMBDAS", "GRANULARITIES", "PAPER_BUDGETS", "ChunkPlan", "FullState", "Layout", "Measurement",
     "Objective", "OptimizeConfig", "OptimizeResult", "Optimizer", "ShardedSimulator", "SingleProcess",
-    "apply_state", "distributed_evaluate", "hidden_layers", "load_checkpoint", "state_key", "world",
+    "apply_state", "distributed_evaluate", "hidden_layers", "load_checkpoint", "state_key", "training_subset",
+    "world",
 ]

@@ -26,6 +26,11 @@ from .parallel import ShardedSimulator, SingleProcess
 DEFAULT_LAMBDAS = (100.0, 1.0, 1e-5)
 
 
+def training_subset(n: int, size: int, seed: int) -> np.ndarray:
+    """The sorted indices of the ``size`` training images the objective simulates, chosen by ``seed`` from ``n``."""
+    return np.sort(np.random.Generator(np.random.PCG64(seed)).permutation(n)[:size])
+
+
 def check_lambdas(lambdas) -> tuple[float, float, float]:
     lam = tuple(float(v) for v in lambdas)
     if len(lam) != 3 or not all(np.isfinite(lam)) or any(v < 0 for v in lam) or not any(lam):

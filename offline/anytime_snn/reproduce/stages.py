@@ -214,14 +214,6 @@ class PinnedObjective:
         self.inner.close()
 
 
-def ann_accuracy(bundle, x: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of the bundle's ANN function (conversion keeps it) on these inputs."""
-    from ..convert.normalize import ann_forward
-
-    pred = np.concatenate([ann_forward(bundle.layers, x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)])
-    return float((pred == labels).mean())
-
-
 def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path: str | None, subset: int,
                    timesteps: int, phases, budgets, v0_init: float, pin: Pin | None, seed: int, comm,
                    dynamics: str | None = None, lambdas=None, log=print) -> dict:
@@ -244,13 +236,13 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         from ..convert.convert import network_input
         from ..data import load_dataset
         from ..model import load_bundle, save_bundle
-        from ..optimize import FullState, Objective, OptimizeConfig, Optimizer
+        from ..optimize import FullState, Objective, OptimizeConfig, Optimizer, training_subset
         from ..optimize.checkpoint import load_state
         from ..optimize.driver import drive
 
         bundle = with_dynamics(load_bundle(bundle_dir), dynamics)
         data = load_dataset(dataset, "train", data_path)
-        idx = np.sort(np.random.Generator(np.random.PCG64(seed)).permutation(len(data))[:subset])
+        idx = training_subset(len(data), subset, seed)
         x, labels = network_input(bundle, data.images[idx]), data.labels[idx]
         objective = Objective(bundle, x, labels, timesteps, a_max=1.0, lambdas=lambdas, comm=comm)
         if pin is not None:
@@ -304,6 +296,7 @@ def evaluate_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
 
         from ..convert.convert import network_input
         from ..data import load_dataset
+        from ..evaluate.ann import bundle_ann_accuracy
         from ..model import load_bundle
         from ..optimize import FullState, apply_state, distributed_evaluate, hidden_layers
 
@@ -314,7 +307,7 @@ def evaluate_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         test = load_dataset(dataset, "test", data_path, limit=test_limit)
         x = network_input(bundle, test.images)
         ref = bundle if a_max_bundle is None else load_bundle(a_max_bundle)
-        a_max = ann_accuracy(ref, network_input(ref, test.images), test.labels)
+        a_max = bundle_ann_accuracy(ref, network_input(ref, test.images), test.labels)
         t0 = time.perf_counter()
         ev = distributed_evaluate(bundle, x, test.labels, timesteps, a_max=a_max, comm=comm)
         return {**ev.to_json(), "seconds": round(time.perf_counter() - t0, 2), "a_max_source": "ANN on these images"}
