@@ -38,7 +38,7 @@ for backend in nest brian2 spinnaker; do
   check "PyNN back end $backend" "$pynn" "$py" -c "from anytime_snn.export import import_backend; import_backend('$backend')"
 done
 check "MNIST (cached)" "anytime-snn data fetch mnist" \
-  "$py" -c "from anytime_snn.data import mnist; assert mnist.is_cached()"
+  "$py" -c "from anytime_snn.data import mnist; assert mnist.is_cached(), f'not in {mnist.mnist_dir()}'"
 check "Fashion-MNIST" "apt-get install dataset-fashion-mnist" \
   test -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 check "ROS 2 workspace (built)" "scripts/build_ros_ws.sh" \
