@@ -137,7 +137,7 @@ def test_event_driven_kernels_agree_with_a_matrix_product():
         np.testing.assert_array_equal(out, want)
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(spec=st.one_of(SPECS, DENSE_SPECS, GRAPH_SPECS), seed=st.integers(0, 2**16),
        chunks=st.lists(st.integers(1, 9), min_size=1, max_size=3),
        density=st.sampled_from([0.0, 0.15, 2.0]), compiled=st.booleans())
