@@ -2,8 +2,9 @@
 # Build the ROS 2 workspace (ros2_ws: spike_perception_interfaces + spike_perception) with colcon,
 # using ROS 2 Kilted from the PyPI wheels in the project's venv (no ROS installation needed).
 #
-#   scripts/build_ros_ws.sh           build when the sources changed (quick no-op otherwise)
-#   scripts/build_ros_ws.sh --force   rebuild from scratch
+#   scripts/build_ros_ws.sh                build when the sources changed (quick no-op otherwise)
+#   scripts/build_ros_ws.sh --force        rebuild from scratch
+#   scripts/build_ros_ws.sh --prefix DIR   build into DIR/{build,install,log} instead (a fresh install prefix)
 #
 # Result: ros2_ws/install (merged). Use it with `source scripts/ros_env.sh`.
 set -euo pipefail
@@ -13,11 +14,14 @@ ws="$root/ros2_ws"
 log() { printf '\033[1m[build_ros_ws]\033[0m %s\n' "$*" >&2; }
 
 force=0
+out="$ws"
 case "${1:-}" in
   --force) force=1 ;;
+  --prefix) [ -n "${2:-}" ] || { echo "usage: $0 --prefix DIR" >&2; exit 2; }
+            mkdir -p "$2"; out="$(cd "$2" && pwd)" ;;
   "") ;;
-  -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
+  -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--force | --prefix DIR]" >&2; exit 2 ;;
 esac
 
 py="$venv/bin/python"
@@ -30,11 +34,13 @@ if [ ! -x "$venv/bin/colcon" ]; then
   exit 1
 fi
 
-# Skip when neither the package sources, this script nor the interpreter changed.
-stamp_file="$ws/install/.build-stamp"
+# Skip when neither the package sources, the bundled model (installed with the package), this script nor the
+# interpreter changed.
+stamp_file="$out/install/.build-stamp"
 stamp="$( (cd "$ws/src" && find -L . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum;
-           sha256sum "$root/scripts/build_ros_ws.sh"; "$py" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)"
-if [ "$force" = 0 ] && [ -f "$ws/install/setup.bash" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
+           sha256sum "$root"/models/default/*; sha256sum "$root/scripts/build_ros_ws.sh";
+           "$py" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)"
+if [ "$force" = 0 ] && [ -f "$out/install/setup.bash" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
   log "ros2_ws is up to date"
   exit 0
 fi
@@ -68,16 +74,16 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-4
 export MAKEFLAGS="${MAKEFLAGS:--j2}"
 unset COLCON_PREFIX_PATH
 if [ "$force" = 1 ]; then
-  rm -rf "$ws/build" "$ws/install" "$ws/log"
+  rm -rf "$out/build" "$out/install" "$out/log"
 fi
 log "building ros2_ws (colcon, ~30 s)"
-mkdir -p "$ws/log"
+mkdir -p "$out/log"
 cd "$ws"
-colcon --log-base "$ws/log" build \
-  --base-paths "$ws/src" --build-base "$ws/build" --install-base "$ws/install" \
+colcon --log-base "$out/log" build \
+  --base-paths "$ws/src" --build-base "$out/build" --install-base "$out/install" \
   --merge-install --parallel-workers 1 --event-handlers console_direct- status- \
   --cmake-args -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
-  >"$ws/log/last_build.txt" 2>&1 || {
-    tail -n 60 "$ws/log/last_build.txt" >&2; echo "error: colcon build failed (full log: $ws/log/last_build.txt)" >&2; exit 1; }
+  >"$out/log/last_build.txt" 2>&1 || {
+    tail -n 60 "$out/log/last_build.txt" >&2; echo "error: colcon build failed (full log: $out/log/last_build.txt)" >&2; exit 1; }
 echo "$stamp" > "$stamp_file"
-log "ros2_ws built: $ws/install"
+log "ros2_ws built: $out/install"

@@ -40,7 +40,7 @@ from spike_perception_interfaces.msg import AnytimeClassification, ModelInfo  # 
 from spike_perception_interfaces.srv import ClassifyWithDeadline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCH = ROOT / "launch" / "spike_perception.launch.xml"
+LAUNCH = Path(os.environ.get("AGENT_LAUNCH", ROOT / "launch" / "spike_perception.launch.xml"))
 
 
 def est_dict(m: AnytimeClassification) -> dict:

@@ -23,11 +23,20 @@ VENV_PY = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "python"
 DOMAIN_ID = "77"
 
 
-@functools.lru_cache(maxsize=1)
-def ros_environment() -> dict:
-    """The environment of scripts/ros_env.sh (venv + colcon overlay) with the network fence."""
-    out = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/ros_env.sh >/dev/null && env -0"],
-                         capture_output=True, check=True, env={**os.environ, "ROS_DOMAIN_ID": DOMAIN_ID})
+@functools.lru_cache(maxsize=4)
+def ros_environment(prefix: str | None = None) -> dict:
+    """The environment of scripts/ros_env.sh (venv + colcon overlay) with the network fence; with
+    ``prefix``, the venv and that install prefix's overlay only (not the repository's workspace)."""
+    if prefix is None:
+        script = f"source {ROOT}/scripts/ros_env.sh >/dev/null"
+    else:
+        venv = VENV_PY.parent.parent
+        script = (f"source {venv}/bin/activate && export AMENT_PREFIX_PATH={venv} CMAKE_PREFIX_PATH={venv} "
+                  f"RMW_IMPLEMENTATION=rmw_fastrtps_cpp && set +u && source {prefix}/setup.bash")
+    base = {k: v for k, v in os.environ.items()
+            if prefix is None or k not in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH", "PYTHONPATH", "COLCON_PREFIX_PATH")}
+    out = subprocess.run(["bash", "-c", f"{script} && env -0"],
+                         capture_output=True, check=True, env={**base, "ROS_DOMAIN_ID": DOMAIN_ID})
     env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
     env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=DOMAIN_ID, PYTHONUNBUFFERED="1")
     env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
@@ -71,9 +80,13 @@ def _shm_users() -> set[str]:
 class Sandbox:
     """A running agent; ``call(cmd, **kw)`` sends one command and returns the reply dict."""
 
-    def __init__(self, namespace: str = "", log_path: str | None = None):
-        env = dict(ros_environment())
+    def __init__(self, namespace: str = "", log_path: str | None = None, prefix: str | None = None):
+        """``prefix``: run agent and node from that install prefix (its launch file, package and model)."""
+        env = dict(ros_environment(prefix))
         env["AGENT_NAMESPACE"] = namespace
+        if prefix is not None:
+            env["AGENT_LAUNCH"] = f"{prefix}/share/spike_perception/launch/spike_perception.launch.xml"
+            env.pop("ANYTIME_SNN_DEFAULT_MODEL", None)
         if log_path:
             env["AGENT_NODE_LOG"] = log_path
         agent = [str(VENV_PY), str(ROOT / "tests" / "ros" / "ros_agent.py")]

@@ -28,7 +28,7 @@ def test_launch_file_defaults_and_arguments(tmp_path):
     assert (node.pkg, node.exec, node.name, node.namespace) == ("spike_perception", "anytime_classifier",
                                                                  "anytime_classifier", "")
     share = Path(env["AMENT_PREFIX_PATH"]) / "share" / "spike_perception"
-    assert node.ros_args == ["--params-file", f"{share}/launch/spike_perception.yaml", "-p", "model:=default",
+    assert node.ros_args == ["--params-file", f"{share}/config/spike_perception.yaml", "-p", "model:=default",
                              "-r", "image:=image"]
     (node,) = parse_launch(LAUNCH, {"namespace": "robot1", "model": "/m", "params_file": "/p.yaml",
                                     "image_topic": "/cam/image_raw"}, env)

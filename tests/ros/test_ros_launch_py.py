@@ -110,6 +110,10 @@ def test_python_launch_file_matches_the_xml(tmp_path, given):
     assert node == (x.pkg, x.exec, x.name, x.namespace, x.ros_args)
 
 
-def test_python_launch_file_is_installed_with_the_package():
-    link = ROOT / "ros2_ws" / "src" / "spike_perception" / "launch"
-    assert (link / PY.name).resolve() == PY.resolve()  # setup.py installs launch/* into share/
+def test_launch_and_config_files_live_in_the_package():
+    """setup.py installs the package's launch/ and config/ into share/ (no link out of the package; the
+    repository's top-level launch/ is a link to the package's)."""
+    pkg = ROOT / "ros2_ws" / "src" / "spike_perception"
+    assert not (pkg / "launch").is_symlink() and (pkg / "launch" / PY.name).is_file()
+    assert (pkg / "launch" / XML.name).is_file() and (pkg / "config" / "spike_perception.yaml").is_file()
+    assert PY.resolve() == (pkg / "launch" / PY.name).resolve()

@@ -18,7 +18,7 @@ def generate_launch_description():
         DeclareLaunchArgument("model", default_value="default",
                               description="Model bundle directory; 'default' = the bundled model"),
         DeclareLaunchArgument("params_file",
-                              default_value=PathJoinSubstitution([FindPackageShare("spike_perception"), "launch",
+                              default_value=PathJoinSubstitution([FindPackageShare("spike_perception"), "config",
                                                                   "spike_perception.yaml"]),
                               description="Parameter YAML of the node"),
         DeclareLaunchArgument("image_topic", default_value="image", description="Topic the node reads images from"),

@@ -172,7 +172,8 @@ class DeliveryModel:
     Every answered query adds one sample: its request's transit (client send -> node callback; the
     ``prior_transit`` when the node could not see the send time), plus the time the node took to send the
     answer, plus how far computing ran past its planned stop (a chunk slowed by the OS or another
-    process: :attr:`QueryOutcome.overshoot`). The answer goes back over the same DDS path and through an executor wake-up like the request,
+    process: :attr:`QueryOutcome.overshoot`). The answer goes back over the same DDS path and through an
+    executor wake-up like the request,
     so the request's transit stands in for the response's. :meth:`reserve` is the ``probability``
     quantile of the recent samples (the time a query keeps free before its deadline); :meth:`expected`
     the median (the prediction behind ``deadline_met``). Until ``min_samples`` samples exist, the reserve is
@@ -374,11 +375,11 @@ def check_stream_settings(s: StreamSettings) -> None:
         bad("timesteps", s.timesteps, "an integer in [1, 1000000]")
     if not is_int(s.publish_every) or not 1 <= s.publish_every <= 1_000_000:
         bad("publish_every", s.publish_every, "an integer in [1, 1000000]")
-    if not isinstance(s.timestep_period, (int, float)) or not (math.isfinite(s.timestep_period)
-                                                                and 0 <= s.timestep_period <= 10):
+    if not isinstance(s.timestep_period, (int, float)) or not (
+            math.isfinite(s.timestep_period) and 0 <= s.timestep_period <= 10):
         bad("timestep_period", s.timestep_period, "a number of seconds in [0, 10] (0 = as fast as possible)")
-    if not isinstance(s.min_confidence, (int, float)) or not (math.isfinite(s.min_confidence)
-                                                               and 0 <= s.min_confidence <= 1):
+    if not isinstance(s.min_confidence, (int, float)) or not (
+            math.isfinite(s.min_confidence) and 0 <= s.min_confidence <= 1):
         bad("min_confidence", s.min_confidence, "in [0, 1] (0 = never stop early)")
     if not is_int(s.max_synaptic_events) or s.max_synaptic_events < 0:
         bad("max_synaptic_events", s.max_synaptic_events, "an integer >= 0 (0 = no limit)")

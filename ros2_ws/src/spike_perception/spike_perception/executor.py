@@ -86,7 +86,10 @@ class QueryExecutor(SingleThreadedExecutor):
             return None
         if header is None:
             return None
-        submit(_serve, srv, request, header, send_time(getattr(header, "source_timestamp", 0)), time.monotonic())
+        try:
+            submit(_serve, srv, request, header, send_time(getattr(header, "source_timestamp", 0)), time.monotonic())
+        except RuntimeError:  # the workers were shut down (the node is stopping): the request goes unanswered
+            pass
         return _nothing
 
 

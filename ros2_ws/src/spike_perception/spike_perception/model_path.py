@@ -10,10 +10,20 @@ DEFAULT_NAMES = ("", "default")  # values of the `model` parameter that mean "th
 
 
 def default_model_candidates() -> list[Path]:
-    """$ANYTIME_SNN_DEFAULT_MODEL, then <repo>/models/default next to the anytime_snn sources."""
+    """$ANYTIME_SNN_DEFAULT_MODEL; the model installed with this package (share/spike_perception/models/
+    default, found through the ament index); <repo>/models/default next to the anytime_snn sources."""
     out = []
     if os.environ.get(ENV_VAR):
         out.append(Path(os.environ[ENV_VAR]).expanduser())
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            out.append(Path(get_package_share_directory("spike_perception")) / "models" / "default")
+        except PackageNotFoundError:
+            pass
+    except ImportError:  # pragma: no cover - ament_index_python comes with rclpy
+        pass
     try:
         import anytime_snn
 

@@ -17,7 +17,6 @@ import array
 import collections
 import concurrent.futures
 import math
-import os
 import signal
 import statistics
 import sys
@@ -38,7 +37,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from spike_perception_interfaces.action import ClassifyAnytime
@@ -52,12 +52,14 @@ from anytime_snn.sim.streaming import StreamingEngine
 from . import stop_reasons
 from .core import (CANCELED, INFEASIBLE, DeliveryModel, Estimate, Query, Readout, SettingsError, StopConditions,
                    StreamProcessor, StreamSettings, answer_now, model_identity)
-from .scheduling import ThreadScheduling
+from .executor import make_executor, serve_on_workers
 from .image_convert import ImageRejected, InputAdapter
 from .model_path import resolve_model
-from .executor import make_executor, serve_on_workers
+from .scheduling import ThreadScheduling
 
 MAX_CHUNK = 64
+
+
 class RequestError(ValueError):
     """A query that cannot run as asked (invalid fields, a rejected image, no latest frame)."""
 
@@ -72,6 +74,8 @@ class _Request:
     stop: StopConditions
     deadline: float  # monotonic; inf = none
     fallback: Estimate | None  # the stream's estimate of the same frame (use_latest_frame)
+
+
 SPARE_WORKERS = 2  # query threads beyond max_concurrent_queries: they answer 'busy' / 'infeasible' at once
 FEEDBACK_DEPTH = 1000
 
@@ -253,10 +257,12 @@ class AnytimeClassifierNode(Node):
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self.stream_group)
 
         self._worker = threading.Thread(target=self._work, name="snn-stream", daemon=True)
-        self._thread_state = threading.local()  # per thread: the ThreadScheduling applied to it, the last query's overshoot
+        # per thread: the ThreadScheduling applied to it, the last query's overshoot
+        self._thread_state = threading.local()
         self._worker.start()
         self.get_logger().info(
-            f"model {self.model.path} ({self.model.bundle.num_classes} classes, input {self.model.bundle.input.shape}); "
+            f"model {self.model.path} ({self.model.bundle.num_classes} classes, "
+            f"input {self.model.bundle.input.shape}); "
             f"{self.settings.timesteps} timesteps, publish_every {self.settings.publish_every}, "
             f"policy {self.settings.frame_policy}")
 
@@ -554,7 +560,13 @@ class AnytimeClassifierNode(Node):
             except BaseException as e:  # noqa: BLE001 - handed to the awaiting executor task
                 done.set_exception(e)
 
-        self.query_pool.submit(job)
+        try:
+            self.query_pool.submit(job)
+        except RuntimeError:  # the node is shutting down: no new work
+            goal_handle.abort()
+            est = self.model.readout.prior(0, 0.0)
+            est.final, est.stop_reason = True, stop_reasons.SHUTDOWN
+            return ClassifyAnytime.Result(result=self._message(est), deadline_met=False, error="shutting down")
         return await done
 
     def _execute_goal(self, goal_handle, t_received: float):
