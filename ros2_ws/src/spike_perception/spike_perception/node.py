@@ -46,18 +46,15 @@ from spike_perception_interfaces.msg import AnytimeClassification, ModelInfo
 from spike_perception_interfaces.srv import ClassifyWithDeadline
 
 from anytime_snn.errors import BundleError
-from anytime_snn.model import load_bundle
-from anytime_snn.sim.streaming import StreamingEngine
 
 from . import stop_reasons
-from .core import (CANCELED, INFEASIBLE, DeliveryModel, Estimate, Query, Readout, SettingsError, StopConditions,
-                   StreamProcessor, StreamSettings, answer_now, model_identity)
+from .core import (CANCELED, INFEASIBLE, DeliveryModel, Estimate, Query, SettingsError, StopConditions,
+                   StreamProcessor, StreamSettings, answer_now)
 from .executor import make_executor, serve_on_workers
-from .image_convert import ImageRejected, InputAdapter
+from .image_convert import ImageRejected
 from .model_path import resolve_model
+from .runtime import ModelRuntime
 from .scheduling import ThreadScheduling
-
-MAX_CHUNK = 64
 
 
 class RequestError(ValueError):
@@ -68,7 +65,7 @@ class RequestError(ValueError):
 class _Request:
     """A validated query: the model it runs on, its network input and stop conditions."""
 
-    model: "_Model"
+    model: ModelRuntime
     x: np.ndarray
     header: Any
     stop: StopConditions
@@ -133,57 +130,6 @@ def from_duration(d: Duration) -> float:
     return d.sec + d.nanosec * 1e-9
 
 
-class _Model:
-    """Everything derived from one loaded bundle, and its pool of query engines."""
-
-    def __init__(self, path: str, max_engines: int = 4):
-        self.path = path
-        self.bundle = load_bundle(path)
-        self.adapter = InputAdapter.for_bundle(self.bundle)
-        self.model_id = model_identity(path)
-        self.readout = Readout(self.bundle, self.model_id)
-        self._cv = threading.Condition()
-        # One query engine ready before the first request (allocation and any JIT compilation happen now,
-        # not inside a deadline).
-        self._free: list[StreamingEngine] = [self.new_engine()]
-        self._count = 1
-        self.max_engines = max_engines
-
-    def new_engine(self) -> StreamingEngine:
-        engine = StreamingEngine(self.bundle, max_chunk=MAX_CHUNK)
-        x = np.full(self.bundle.input.shape, 0.5, np.float32)
-        engine.reset(x)
-        engine.advance(2)  # warm-up: first-call costs (kernels, caches) are paid here
-        if not hasattr(self, "step_time"):  # a first step-time estimate for deadline queries (refined by each)
-            runs = []
-            for _ in range(3):  # the fastest of three: a run the OS interrupted must not set it
-                engine.reset(x)
-                t0 = time.monotonic()
-                engine.advance(8)
-                runs.append((time.monotonic() - t0) / 8)
-            self.step_time = min(runs)
-        return engine
-
-    def acquire(self, until: float = 0.0) -> StreamingEngine | None:
-        """A free engine (a new one while fewer than ``max_engines`` exist), waiting for one until the
-        monotonic time ``until``; None if none became free."""
-        with self._cv:
-            while not self._free and self._count >= self.max_engines:
-                left = until - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cv.wait(left)
-            if self._free:
-                return self._free.pop()
-            self._count += 1
-        return self.new_engine()
-
-    def release(self, engine: StreamingEngine) -> None:
-        with self._cv:
-            self._free.append(engine)
-            self._cv.notify()
-
-
 class AnytimeClassifierNode(Node):
     def __init__(self, **kwargs):
         super().__init__("anytime_classifier", **kwargs)
@@ -192,7 +138,7 @@ class AnytimeClassifierNode(Node):
         values = {name: self.get_parameter(name).value for name in PARAMS}
         self.max_concurrent_queries = int(values["max_concurrent_queries"])
         self.model = self._load_model(values["model"])  # raises: no node without a model
-        self._pending_model: _Model | None = None  # validated in the set-parameters callback, applied after
+        self._pending_model: ModelRuntime | None = None  # validated in the set-parameters callback, applied after
         self.settings = self._settings(values, self.model)
         self.deadline_margin = float(values["deadline_margin"])
         self.delivery = DeliveryModel(probability=float(values["deadline_probability"]))
@@ -267,11 +213,11 @@ class AnytimeClassifierNode(Node):
             f"policy {self.settings.frame_policy}")
 
     # ------------------------------------------------------------------ parameters
-    def _load_model(self, value: str) -> _Model:
-        return _Model(str(resolve_model(value)), self.max_concurrent_queries)
+    def _load_model(self, value: str) -> ModelRuntime:
+        return ModelRuntime(str(resolve_model(value)), self.max_concurrent_queries)
 
     @staticmethod
-    def _settings(values: dict, model: _Model) -> StreamSettings:
+    def _settings(values: dict, model: ModelRuntime) -> StreamSettings:
         return StreamSettings(
             timesteps=values["timesteps"] or model.bundle.timesteps,
             publish_every=values["publish_every"],
