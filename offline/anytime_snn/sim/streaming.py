@@ -206,7 +206,8 @@ class StreamingEngine:
     inputs that spiked, denser blocks run one GEMM; None (default): per layer and block length, the
     crossover measured on this CPU (:func:`measured_density`). Each population counts the blocks that
     took each path (``pops[i].path_blocks``). ``threads``: numba threads that share the steps of a
-    block in event-driven convolutions (default 1: the node's engine stays on its own thread).
+    block in event-driven convolutions (default 1: the node's engine stays on its own thread; on a busy
+    machine 2 threads ran 10x slower than 1, docs/performance.md).
     ``compiled``: use the numba kernels (:mod:`.kernels`), else NumPy.
     """
 
