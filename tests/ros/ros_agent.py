@@ -27,6 +27,8 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters, SetParametersAtomically  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
@@ -108,6 +110,8 @@ class Agent:
         self.params_atomic = n.create_client(SetParametersAtomically,
                                              self._name("anytime_classifier/set_parameters_atomically"))
         self.get_params = n.create_client(GetParameters, self._name("anytime_classifier/get_parameters"))
+        self.change_state = n.create_client(ChangeState, self._name("anytime_classifier/change_state"))
+        self.get_state = n.create_client(GetState, self._name("anytime_classifier/get_state"))
 
     def _on_cls(self, m):
         with self.lock:
@@ -124,7 +128,7 @@ class Agent:
                     self.diags.append({kv.key: kv.value for kv in st.values} | {"_level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level)})
 
     # ------------------------------------------------------------------ commands
-    def cmd_start_node(self, params_file=None, model=None, timeout=30.0, extra_env=None):
+    def cmd_start_node(self, params_file=None, model=None, timeout=30.0, extra_env=None, lifecycle=False):
         args = {"image_topic": "camera/image"}
         if self.ns:
             args["namespace"] = self.ns
@@ -133,6 +137,8 @@ class Agent:
         if model:
             args["model"] = model
         (cmd,) = launch_commands(LAUNCH, args)
+        if lifecycle:  # the managed node: same package, parameters and remappings, another executable
+            cmd[0] = cmd[0] + "_lifecycle"
         env = dict(os.environ, **(extra_env or {}))
         self.node_log = open(os.environ.get("AGENT_NODE_LOG", "/tmp/anytime_node.log"), "wb")
         t0 = time.monotonic()
@@ -140,13 +146,15 @@ class Agent:
         while time.monotonic() - t0 < timeout:
             if self.node_proc.poll() is not None:
                 return {"ok": False, "error": f"node exited with {self.node_proc.returncode}", "log": self.log_tail()}
+            if lifecycle and self.change_state.service_is_ready() and self.params.service_is_ready():
+                break
             if self.srv.service_is_ready() and self.params.service_is_ready() and self.act.server_is_ready():
                 break
             time.sleep(0.05)
         else:
             return {"ok": False, "error": "node services did not appear", "log": self.log_tail()}
-        # Wait until the node's image subscription has matched our publisher.
-        while self.pub.get_subscription_count() < 1 and time.monotonic() - t0 < timeout:
+        # Wait until the node's image subscription has matched our publisher (an unconfigured managed node has none).
+        while not lifecycle and self.pub.get_subscription_count() < 1 and time.monotonic() - t0 < timeout:
             time.sleep(0.02)
         return {"ok": True, "pid": self.node_proc.pid, "startup_s": time.monotonic() - t0, "cmd": cmd}
 
@@ -375,6 +383,32 @@ class Agent:
         if p.returncode:
             return {"ok": False, "error": f"planner_example exited {p.returncode}", "stderr": p.stderr[-3000:]}
         return {"ok": True, "out": json.loads(p.stdout.strip().splitlines()[-1])}
+
+    def _call(self, client, request, timeout):
+        fut = client.call_async(request)
+        ev = threading.Event()
+        fut.add_done_callback(lambda _f: ev.set())
+        return fut.result() if ev.wait(timeout) else None
+
+    def cmd_lifecycle(self, transition, timeout=30.0):
+        """Drive the managed node through ``transition`` (configure, activate, deactivate, cleanup, shutdown);
+        its success and the state it is in afterwards."""
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
+               "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
+        res = self._call(self.change_state, ChangeState.Request(transition=Transition(id=ids[transition])), timeout)
+        if res is None:
+            return {"ok": False, "error": f"change_state {transition} timed out"}
+        state = self._call(self.get_state, GetState.Request(), timeout)
+        return {"ok": True, "success": res.success, "state": state.current_state.label if state else None,
+                "service_ready": self.srv.service_is_ready(), "action_ready": self.act.server_is_ready()}
+
+    def cmd_lifecycle_ready(self, expect=True, timeout=3.0):
+        """Whether the classify service is discoverable, waiting up to ``timeout`` for it to become ``expect``."""
+        t0 = time.monotonic()
+        while self.srv.service_is_ready() != expect and time.monotonic() - t0 < timeout:
+            time.sleep(0.05)
+        return {"ok": True, "service_ready": self.srv.service_is_ready()}
 
     def cmd_goals_start(self, n, **kw):
         """Send ``n`` action goals and return once all are accepted (they keep running in the node)."""

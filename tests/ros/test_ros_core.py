@@ -201,9 +201,9 @@ def test_query_real_clock_budget():
                   t_received=time.monotonic(), chunk=64).run(X) for _ in range(5)]
     assert all(o.stop_reason == BUDGET and o.estimate.timestep > 10 for o in outs)
     assert all(o.deadline_met == (o.estimate.elapsed <= 0.01) for o in outs)
-    # the machine is shared (other jobs take the CPU away): the typical query is on time within 2 ms;
+    # the machine is shared (other jobs take the CPU away): the typical query is on time within 5 ms;
     # exact budget logic is checked with the deterministic clock above
-    assert sorted(o.estimate.elapsed for o in outs)[2] <= 0.01 + 0.002
+    assert sorted(o.estimate.elapsed for o in outs)[2] <= 0.01 + 0.005
 
 
 def test_query_cancel_returns_best_estimate_and_feedback_covers_every_step():

@@ -382,3 +382,34 @@ def test_planner_example_reads_finals_queries_by_deadline_and_thins_feedback(box
     assert q["seconds"] < 0.030 + 0.5  # in hand close to the deadline (CI machines are loaded)
     assert q["stamp_ns"] in (31, 32, 33)  # the latest camera frame
     assert out["goal"]["feedback_timesteps"] == [10, 20, 30, 40] and out["goal"]["result"]["timestep"] == 40
+
+
+def test_lifecycle_node_transitions_over_its_lifecycle_services(tmp_path):
+    """anytime_classifier_lifecycle: nothing to classify with until configured and activated; deactivate
+    closes the service again, cleanup releases the model, and a second configure/activate serves again."""
+    params = tmp_path / "p.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    timesteps: 20\n")
+    sb = Sandbox(log_path=str(tmp_path / "node.log"))
+    try:
+        sb.ok("start_node", params_file=str(params), lifecycle=True)
+        state = sb.ok("lifecycle", transition="configure")
+        assert state["success"] and state["state"] == "inactive"
+        time.sleep(0.5)
+        assert not state["service_ready"] and not sb.ok("lifecycle_ready")["service_ready"]
+        state = sb.ok("lifecycle", transition="activate")
+        assert state["success"] and state["state"] == "active"
+        answer = sb.ok("service", index=3, max_timesteps=10)
+        assert answer["stop_reason"] == "timesteps" and answer["result"]["timestep"] == 10
+        assert sb.ok("model_info")["labels"]
+        state = sb.ok("lifecycle", transition="deactivate")
+        assert state["success"] and state["state"] == "inactive"
+        assert sb.ok("lifecycle_ready", expect=False)["service_ready"] is False
+        assert sb.ok("lifecycle", transition="cleanup")["state"] == "unconfigured"
+        assert sb.ok("lifecycle", transition="configure")["state"] == "inactive"
+        assert sb.ok("lifecycle", transition="activate")["state"] == "active"
+        assert sb.ok("service", index=3, max_timesteps=5)["result"]["timestep"] == 5
+        assert sb.ok("alive")["running"]
+        term = sb.ok("sigterm")
+        assert term["returncode"] == 0 and "Traceback" not in term["log"]
+    finally:
+        sb.close()

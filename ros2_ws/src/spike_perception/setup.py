@@ -31,6 +31,7 @@ setup(
     entry_points={
         "console_scripts": [
             "anytime_classifier = spike_perception.node:main",
+            "anytime_classifier_lifecycle = spike_perception.node:main_lifecycle",
             "planner_example = spike_perception.planner_example:main",
         ],
     },

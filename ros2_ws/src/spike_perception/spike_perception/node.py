@@ -33,6 +33,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
@@ -130,30 +131,23 @@ def from_duration(d: Duration) -> float:
     return d.sec + d.nanosec * 1e-9
 
 
-class AnytimeClassifierNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__("anytime_classifier", **kwargs)
+class _Classifier:
+    """The node's behaviour, shared by the plain node and the lifecycle node. Phases: ``_declare`` (parameters,
+    counters), ``_configure`` (load and warm the model, the stream processor, the query threads),
+    ``_activate`` (topics, service, action, diagnostics, the stream worker), ``_deactivate`` (the reverse)
+    and ``_cleanup`` (release the model)."""
+
+    def _declare(self) -> None:
         for name, (default, text, extra) in PARAMS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=text, **extra))
-        values = {name: self.get_parameter(name).value for name in PARAMS}
-        self.max_concurrent_queries = int(values["max_concurrent_queries"])
-        self.model = self._load_model(values["model"])  # raises: no node without a model
+        self.model: ModelRuntime | None = None
         self._pending_model: ModelRuntime | None = None  # validated in the set-parameters callback, applied after
-        self.settings = self._settings(values, self.model)
-        self.deadline_margin = float(values["deadline_margin"])
-        self.delivery = DeliveryModel(probability=float(values["deadline_probability"]))
-        self.scheduling = ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
-        self.budget_from_send_time = bool(values["budget_from_send_time"])
-        self.stream_yields_to_queries = bool(values["stream_yields_to_queries"])
-        self.diagnostics_window = float(values["diagnostics_window"])
         self._no_deadline_queries = threading.Event()  # set while no query with a budget runs
         self._no_deadline_queries.set()
         self._deadline_queries = 0
-        self._pending_settings = self.settings
         self.stream_group = MutuallyExclusiveCallbackGroup()
         self.service_group = ReentrantCallbackGroup()
         self.action_group = ReentrantCallbackGroup()
-
         self.counters = {"rejected": 0, "queries": 0, "queries_missed_deadline": 0, "queries_failed": 0,
                          "queries_infeasible": 0, "queries_busy": 0, "goals_rejected": 0, "model_load_failures": 0}
         self._model_error = ""  # the last failed model (re)load; cleared by a successful one
@@ -161,7 +155,38 @@ class AnytimeClassifierNode(Node):
         self._latest: tuple | None = None  # (network input, header, model, frame seq) of the last accepted frame
         self._last_estimate: Estimate | None = None  # the stream's last published estimate
         self._lock = threading.Lock()
+        self._transit: collections.deque = collections.deque(maxlen=256)  # request sent -> executor took it, s
+        # per thread: the ThreadScheduling applied to it, the last query's overshoot
+        self._thread_state = threading.local()
+        self._running = False
+        self._queries_in_flight = 0
+        self._active: list = []  # what _activate created, for _deactivate
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
 
+    def _configure(self) -> None:
+        """Load and warm the model; raises (BundleError, FileNotFoundError, SettingsError) when it cannot."""
+        values = {name: self.get_parameter(name).value for name in PARAMS}
+        self.max_concurrent_queries = int(values["max_concurrent_queries"])
+        self.model = self._load_model(values["model"])
+        self.settings = self._pending_settings = self._settings(values, self.model)
+        self.deadline_margin = float(values["deadline_margin"])
+        self.delivery = DeliveryModel(probability=float(values["deadline_probability"]))
+        self.scheduling = ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
+        self.budget_from_send_time = bool(values["budget_from_send_time"])
+        self.stream_yields_to_queries = bool(values["stream_yields_to_queries"])
+        self.diagnostics_window = float(values["diagnostics_window"])
+        self.processor = StreamProcessor(self.model.new_engine(), self.model.readout, self.settings, self._publish)
+        # service queries and action goals run on these threads; a service's worker sends its own answer
+        self.query_pool = concurrent.futures.ThreadPoolExecutor(self.max_concurrent_queries + SPARE_WORKERS,
+                                                                thread_name_prefix="snn-query")
+        self.get_logger().info(
+            f"model {self.model.path} ({self.model.bundle.num_classes} classes, "
+            f"input {self.model.bundle.input.shape}); "
+            f"{self.settings.timesteps} timesteps, publish_every {self.settings.publish_every}, "
+            f"policy {self.settings.frame_policy}")
+
+    def _activate(self) -> None:
         # QoS defaults below; a launch file or YAML may override them per topic with the standard
         # qos_overrides.<topic>.<publisher|subscription>.<policy> parameters
         overridable = QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
@@ -176,41 +201,52 @@ class AnytimeClassifierNode(Node):
             ModelInfo, "model_info", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._publish_model_info()
-        self.processor = StreamProcessor(self.model.new_engine(), self.model.readout, self.settings, self._publish)
         self.sub = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
                                             qos_overriding_options=overridable,
                                             callback_group=self.stream_group)
         self.srv = self.create_service(ClassifyWithDeadline, "classify_with_deadline", self._on_service,
                                        callback_group=self.service_group)
-        # queries run on the query threads, which send their answers; budgets count from the client's send
-        # time and each answer's delivery is measured (see executor.py)
-        self.query_pool = concurrent.futures.ThreadPoolExecutor(self.max_concurrent_queries + SPARE_WORKERS,
-                                                                thread_name_prefix="snn-query")
+        # budgets count from the client's send time and each answer's delivery is measured (see executor.py)
         serve_on_workers(self.srv, self.query_pool.submit, on_delivered=self._on_delivered)
-        self._transit: collections.deque = collections.deque(maxlen=256)  # request sent -> callback start, s
         self.action = ActionServer(self, ClassifyAnytime, "classify_anytime", execute_callback=self._on_action,
                                    goal_callback=self._on_goal,
                                    cancel_callback=lambda _goal: CancelResponse.ACCEPT,
                                    callback_group=self.action_group,
                                    # a chunk sends a burst of per-step feedback: keep it all
                                    feedback_pub_qos_profile=QoSProfile(depth=FEEDBACK_DEPTH))
-        self._running = True
-        self._queries_in_flight = 0
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
-        self._diag_last = (time.monotonic(), 0, 0.0)
+        self._diag_last = (time.monotonic(), self.processor.stats.steps, self.processor.stats.step_seconds)
         self._diag_history: collections.deque = collections.deque()  # (time, counters) of past diagnostics
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self.stream_group)
-
+        self._active = [self.pub, self.diag_pub, self.info_pub, self.sub, self.srv, self.action, self.diag_timer]
+        self._running = True
         self._worker = threading.Thread(target=self._work, name="snn-stream", daemon=True)
-        # per thread: the ThreadScheduling applied to it, the last query's overshoot
-        self._thread_state = threading.local()
         self._worker.start()
-        self.get_logger().info(
-            f"model {self.model.path} ({self.model.bundle.num_classes} classes, "
-            f"input {self.model.bundle.input.shape}); "
-            f"{self.settings.timesteps} timesteps, publish_every {self.settings.publish_every}, "
-            f"policy {self.settings.frame_policy}")
+
+    def _deactivate(self, wait: float = 2.0) -> None:
+        """Stop the stream worker and the queries (they end at their next chunk and still answer, stop reason
+        'shutdown'), then remove topics, service and action."""
+        self.stop()
+        t_end = time.monotonic() + wait
+        while self.queries_in_flight and time.monotonic() < t_end:
+            time.sleep(0.01)
+        for entity in self._active:
+            if entity is self.action:
+                entity.destroy()
+            elif entity is self.diag_timer:
+                self.destroy_timer(entity)
+            elif entity is self.sub:
+                self.destroy_subscription(entity)
+            elif entity is self.srv:
+                self.destroy_service(entity)
+            else:
+                self.destroy_publisher(entity)
+        self._active = []
+
+    def _cleanup(self) -> None:
+        """Release the model, its engines and the query threads."""
+        self.query_pool.shutdown(wait=False, cancel_futures=True)
+        self.model = self._pending_model = None
+        self._latest = self._last_estimate = None
 
     # ------------------------------------------------------------------ parameters
     def _load_model(self, value: str) -> ModelRuntime:
@@ -229,6 +265,8 @@ class AnytimeClassifierNode(Node):
         )
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        if self.model is None:  # not configured (lifecycle): the values are checked when it configures
+            return SetParametersResult(successful=True)
         values = {name: self.get_parameter(name).value for name in PARAMS}
         for p in params:
             if p.name in PARAMS:
@@ -254,6 +292,8 @@ class AnytimeClassifierNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
+        if self.model is None:
+            return
         model, self._pending_model = self._pending_model, None
         if model is not None and any(p.name == "model" for p in params):
             self.model = model
@@ -261,7 +301,8 @@ class AnytimeClassifierNode(Node):
                 self._latest = None
                 self._model_error = ""
             self.processor.replace_engine(model.new_engine(), model.readout)
-            self._publish_model_info()
+            if self._active:
+                self._publish_model_info()
             self.get_logger().info(f"loaded model {model.path}")
         self.settings = self._pending_settings
         self.deadline_margin = float(self.get_parameter("deadline_margin").value)
@@ -628,10 +669,11 @@ class AnytimeClassifierNode(Node):
 
     def stop(self) -> None:
         """Stop the stream worker; running queries end at their next chunk (stop reason 'shutdown')."""
+        if not self._running:
+            return
         self._running = False
         self.processor._wake.set()
         self._worker.join(timeout=2.0)
-        self.query_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def queries_in_flight(self) -> int:
@@ -639,7 +681,63 @@ class AnytimeClassifierNode(Node):
             return self._queries_in_flight
 
 
-def main(argv: list[str] | None = None) -> int:
+class AnytimeClassifierNode(_Classifier, Node):
+    """The plain node: configured and active from construction (raises when the model cannot load)."""
+
+    def __init__(self, **kwargs):
+        Node.__init__(self, "anytime_classifier", **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
+
+    def close(self) -> None:
+        if self._active:
+            self._deactivate(wait=0.0)
+        if self.model is not None:
+            self._cleanup()
+
+
+class LifecycleAnytimeClassifierNode(_Classifier, LifecycleNode):
+    """The managed node (``anytime_classifier_lifecycle``): configure loads and warms the model, activate opens
+    the topics, service and action, deactivate closes them, cleanup releases the model."""
+
+    def __init__(self, **kwargs):
+        LifecycleNode.__init__(self, "anytime_classifier", **kwargs)
+        self._declare()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (BundleError, FileNotFoundError, SettingsError, OSError) as e:
+            self.get_logger().error(f"configure failed: {e}")
+            self.model = None
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        if self._active:
+            self._deactivate(wait=0.0)
+        if self.model is not None:
+            self._cleanup()
+
+
+def main(argv: list[str] | None = None, lifecycle: bool = False) -> int:
     # The stream worker, queries and the executor share the GIL: switch often so that a query's deadline
     # check is not held up for the default 5 ms by another thread.
     sys.setswitchinterval(0.0005)
@@ -653,13 +751,14 @@ def main(argv: list[str] | None = None) -> int:
     node = executor = None
     code = 0
     try:
-        node = AnytimeClassifierNode()
-        executor = make_executor(node.max_concurrent_queries)
+        node = LifecycleAnytimeClassifierNode() if lifecycle else AnytimeClassifierNode()
+        executor = make_executor(int(node.get_parameter("max_concurrent_queries").value))
         executor.add_node(node)
         # spin_once with a timeout (not spin()): the stop flag is checked at least every 0.1 s.
         while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.1)
-        node.stop()
+        if node._running:
+            node.stop()
         t_end = time.monotonic() + 2.0
         while node.queries_in_flight and time.monotonic() < t_end and rclpy.ok():
             executor.spin_once(timeout_sec=0.02)
@@ -673,13 +772,17 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     finally:
         if node is not None:
-            node.stop()
             if executor is not None:
                 executor.shutdown(timeout_sec=2.0)
-            node.action.destroy()
+            node.close()
             node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def main_lifecycle(argv: list[str] | None = None) -> int:
+    """``anytime_classifier_lifecycle``: the same node as a managed (lifecycle) node, starting unconfigured."""
+    return main(argv, lifecycle=True)
 
 
 if __name__ == "__main__":
