@@ -70,6 +70,7 @@ def main(argv=None) -> int:
         return 1
 
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -90,11 +91,11 @@ def main(argv=None) -> int:
     ex = SingleThreadedExecutor()
     ex.add_node(node)
     lock = threading.Lock()
-    frames: dict[int, list] = {}
+    frames: dict[tuple, list] = {}  # by the image's stamp (sec, nanosec)
 
     def on_cls(m):
         with lock:
-            frames.setdefault(m.header.stamp.nanosec, []).append(
+            frames.setdefault((m.header.stamp.sec, m.header.stamp.nanosec), []).append(
                 (m.timestep, m.top_label, float(m.confidence), bool(m.final), m.elapsed.nanosec + m.elapsed.sec * 10**9,
                  m.frame_seq))
 
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
     def image(i):
         msg = Image(height=28, width=28, encoding="mono8", step=28, data=images[i].tobytes())
         msg.header.frame_id = "mnist_camera"
-        msg.header.stamp.nanosec = i + 1  # the image index, so that replies can be matched
+        msg.header.stamp = node.get_clock().now().to_msg()  # as a camera driver stamps its frames
         return msg
 
     code = 0
@@ -135,6 +136,7 @@ def main(argv=None) -> int:
             i = args.first + n
             t_next = time.monotonic() + 1.0 / args.fps
             msg = image(i)
+            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)  # the estimates of this frame carry its stamp
             got = None
             t_send = time.monotonic()
             while got is None and time.monotonic() < min(t_send + 2.0, deadline_at):
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
                 t_wait = time.monotonic()
                 while time.monotonic() - t_wait < 0.5:
                     with lock:
-                        rows = frames.get(i + 1, [])
+                        rows = frames.get(key, [])
                         fin = [r for r in rows if r[3]]
                     if fin:
                         seq = fin[-1][5]
@@ -179,38 +181,38 @@ def main(argv=None) -> int:
 
         # Warm-up: the first calls on a new connection pay its set-up (a few ms): not what we want to show.
         for _ in range(3):
-            warm = ClassifyWithDeadline.Request(max_timesteps=1)
+            warm = ClassifyWithDeadline.Request(use_latest_frame=True, max_timesteps=1)
             fut = client.call_async(warm)
             while not fut.done() and time.monotonic() < deadline_at:
                 time.sleep(0.0005)
-        # Deadline-driven queries on the latest frame and on a new image.
-        for budget_ms, min_conf, what in [(2.0, 0.0, "latest frame"), (5.0, 0.0, "new image"),
-                                          (50.0, 0.9, "new image")]:
-            req = ClassifyWithDeadline.Request()
+        # Deadline-driven queries on the latest frame and on new images, each with an absolute deadline: the
+        # answer must be in our hands by then, so the node stops computing early enough for it to arrive.
+        for deadline_ms, min_conf, what in [(5.0, 0.0, "latest frame"), (20.0, 0.0, "new image"),
+                                            (50.0, 0.9, "new image")]:
             idx = args.first + args.frames
+            req = ClassifyWithDeadline.Request(use_latest_frame=what == "latest frame")
             if what == "new image":
                 req.image = image(idx)
-            else:
-                req.use_latest_frame = True
-            req.budget.nanosec = int(budget_ms * 1e6)
             req.max_timesteps = 1_000_000 if min_conf == 0 else 0
             req.min_confidence = min_conf
             t0 = time.monotonic()
+            req.deadline = (node.get_clock().now() + Duration(nanoseconds=int(deadline_ms * 1e6))).to_msg()
             fut = client.call_async(req)
             while not fut.done() and time.monotonic() < deadline_at:
-                time.sleep(0.0005)
+                time.sleep(0.0002)
             if not fut.done():
                 print("demo: the deadline query got no answer", file=sys.stderr)
                 code = 1
                 break
-            r = fut.result()
             rtt = (time.monotonic() - t0) * 1e3
+            r = fut.result()
             truth = labels[idx] if what == "new image" else labels[args.first + args.frames - 1]
-            cond = f"budget {budget_ms:g} ms" + (f", stop at confidence {min_conf:g}" if min_conf else "")
+            cond = f"deadline in {deadline_ms:g} ms" + (f", stop at confidence {min_conf:g}" if min_conf else "")
             print(f"deadline query ({what}, {cond}): class '{r.result.top_label}' (true {truth}) confidence "
                   f"{r.result.confidence:.2f} after {r.result.timestep} timesteps, {r.result.synaptic_events} "
-                  f"synaptic events; stop reason '{describe(r.result, r.error)}', deadline met: {r.deadline_met}; "
-                  f"answered in {rtt:.2f} ms", flush=True)
+                  f"synaptic events; stop reason '{describe(r.result, r.error)}'; in our hands after {rtt:.2f} ms "
+                  f"({'on time' if rtt <= deadline_ms else 'late'}; the node predicted "
+                  f"{'on time' if r.deadline_met else 'late'})", flush=True)
     except KeyboardInterrupt:
         code = 130
     finally:
