@@ -12,7 +12,7 @@ the executor), while the executor thread stays free for images, parameters, time
 Taking the request ourselves also gives its header: the DDS source timestamp tells when the client sent
 it (:func:`send_time`), so a relative budget counts from the send, and after each answer the worker
 reports the request's transit and how long sending took (the node's answer-delivery model learns from
-them). Depends on ``Executor._take_service`` of rclpy 9 (Kilted, Jazzy); where that hook is missing,
+them). Depends on ``Executor._take_service`` of rclpy 9 (Kilted); where that hook differs (older rclpy),
 :func:`make_executor` falls back to a ``MultiThreadedExecutor`` with enough threads, and callbacks get no
 send time (an absolute ``deadline`` in the request needs no hook). The source timestamp is the sender's
 system clock, so it is used only when the transit it implies is plausible (0 to ``MAX_TRANSIT`` s).
@@ -43,8 +43,10 @@ def send_time(source_timestamp_ns: int, *, now_ns: int | None = None, now_mono: 
 
 
 def hook_available() -> bool:
-    """True when rclpy's executors take service requests through the ``_take_service`` hook we override."""
-    return callable(getattr(Executor, "_take_service", None))
+    """True when rclpy's executors take service requests the way :class:`QueryExecutor` overrides: rclpy 9
+    (Kilted), whose ``_take_service`` returns the coroutine that runs the callback. Older rclpy (Humble to
+    Jazzy) split it into ``_take_service`` + ``_execute_service``: there the fallback executor is used."""
+    return callable(getattr(Executor, "_take_service", None)) and not hasattr(Executor, "_execute_service")
 
 
 def serve_on_workers(service, submit, on_delivered=None) -> None:
