@@ -379,13 +379,23 @@ def main():
                                          "deadline_margin together in blocks of 50 queries")
     ap.add_argument("--skip-rate", action="store_true", help="skip the first-estimate and rate measurements")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--record", help="write the results with their provenance (command, commit, model hash, machine, "
+                                     "load) to this JSON file, e.g. results/node_bench_idle.json")
     args = ap.parse_args()
     if not os.environ.get("NODE_BENCH_INNER"):
         sys.exit(reexec_in_ros_env(sys.argv[1:]))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from record import Record
+    from spike_perception.model_path import resolve_model
+
+    record = Record(resolve_model(args.model))
     r = run(args)
     print(report(r))
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=1, default=str))
+    if args.record:
+        record.finish(json.loads(json.dumps(r, default=str)))
+        record.write(args.record)
 
 
 if __name__ == "__main__":

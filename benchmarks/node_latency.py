@@ -90,8 +90,9 @@ def run(args) -> dict:
     budgets = [float(b) * 1e-3 for b in args.budgets.split(",")]
     images, labels = load_mnist("test")
     tmp = Path(tempfile.mkdtemp(prefix="node_latency_"))
+    extra = "".join(f"    {kv.split('=', 1)[0]}: {kv.split('=', 1)[1]}\n" for kv in args.param)
     (tmp / "p.yaml").write_text("/**:\n  ros__parameters:\n"
-                                f"    budget_from_send_time: {str(args.budget_from == 'send').lower()}\n")
+                                f"    budget_from_send_time: {str(args.budget_from == 'send').lower()}\n" + extra)
     model_dir = resolve_model(args.model)
     (cmd,) = launch_commands(ROOT / "launch" / "spike_perception.launch.xml",
                              {"model": str(model_dir), "params_file": str(tmp / "p.yaml")})
@@ -174,7 +175,8 @@ def run(args) -> dict:
         return {"p50": pct(v, 50), "p90": pct(v, 90), "p99": pct(v, 99), "max": max(v)} if v else {}
 
     n = max(1, len(rows))
-    return {"deadline": args.deadline, "budget_from": args.budget_from, "hogs": args.hogs, "queries": len(rows),
+    return {"deadline": args.deadline, "budget_from": args.budget_from, "hogs": args.hogs, "params": args.param,
+            "queries": len(rows),
             "model": str(model_dir), "load_average": [load0, load1],
             "on_time_all": sum(r["client"] <= r["call"] + r["budget"] for r in rows) / n,
             "deadline_met_agrees": agree / n, "computed_after_deadline": late_compute,
@@ -192,6 +194,8 @@ def main():
     ap.add_argument("--budget-from", choices=["send", "receipt"], default="send",
                     help="the node's budget_from_send_time (relative budgets only)")
     ap.add_argument("--hogs", type=int, default=0, help="busy-loop processes running beside node and client")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="a node parameter (YAML value), e.g. --param realtime_priority=50; repeatable")
     ap.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, "
                                      "machine, load) to this JSON file, e.g. results/node_latency_idle.json")
     args = ap.parse_args()
