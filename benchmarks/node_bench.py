@@ -343,7 +343,7 @@ def report(r: dict) -> str:
     lines.append(f"deadline queries (load average {la[0][0]:.2f} -> {la[1][0]:.2f}; node: request sent -> callback "
                  f"median {dq['node_transit_last_256'].get('query_transit_ms_median')} ms, max "
                  f"{dq['node_transit_last_256'].get('query_transit_ms_max')} ms over its last 256):")
-    for mode in [k for k in dq if isinstance(dq[k], dict) and "per_budget" in dq[k]]:
+    for mode in [k for k in dq if isinstance(dq[k], dict) and "per_budget" in dq[k] and dq[k]["n"]]:
         d = dq[mode]
         lines.append(f" budget from {mode}: {d['n']} queries, within budget + 2 ms: {d['within_budget_plus_2ms']:.1%}; "
                      f"node-side deadline met: {d['node_deadline_met']:.1%}; stop reasons {d['stop_reasons']}; "

@@ -83,6 +83,7 @@ def run(args) -> dict:
     from sensor_msgs.msg import Image
     from spike_perception.launch_xml import launch_commands
     from spike_perception.model_path import resolve_model
+    from spike_perception.stop_reasons import describe
     from spike_perception_interfaces.srv import ClassifyWithDeadline
 
     from anytime_snn.data import load_mnist
@@ -130,7 +131,7 @@ def run(args) -> dict:
             if q >= warmup and fut.done():
                 r = fut.result()
                 rows.append({"stamp": q + 1, "budget": b, "call": t_call, "client": t_done, "met": r.deadline_met,
-                             "reason": r.stop_reason, "timestep": r.result.timestep,
+                             "reason": describe(r.result, r.error), "timestep": r.result.timestep,
                              "correct": r.result.top_class == int(labels[i])})
             time.sleep(0.002)
     finally:
