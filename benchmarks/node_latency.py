@@ -151,7 +151,7 @@ def run(args) -> dict:
         on_time = r["client"] <= deadline
         agree += r["met"] == on_time
         t = trace.get(r["stamp"], {})
-        late_compute += t.get("computed", 0.0) > deadline
+        late_compute += r["timestep"] > 0 and t.get("computed", 0.0) > deadline  # computed, and past the deadline
         pb = per_budget.setdefault(f"{r['budget'] * 1e3:g}ms", {"n": 0, "on_time": 0, "correct": 0, "reasons": {},
                                                                "late_ms": []})
         pb["n"] += 1

@@ -221,6 +221,7 @@ class _Classifier:
         self._running = True
         self._worker = threading.Thread(target=self._work, name="snn-stream", daemon=True)
         self._worker.start()
+        self.apply_process_scheduling()
 
     def _deactivate(self, wait: float = 2.0) -> None:
         """Stop the stream worker and the queries (they end at their next chunk and still answer, stop reason
@@ -315,6 +316,7 @@ class _Classifier:
                 values = {n: self.get_parameter(n).value for n in ("realtime_priority", "cpu_affinity")}
                 values[p.name] = p.value
                 self.scheduling = ThreadScheduling.parse(values["realtime_priority"], values["cpu_affinity"])
+                self.apply_process_scheduling()
             if p.name == "deadline_margin":
                 self.deadline_margin = float(p.value)
             elif p.name == "diagnostics_window":
@@ -391,6 +393,16 @@ class _Classifier:
     def _publish(self, est: Estimate) -> None:
         self._last_estimate = est
         self.pub.publish(self._message(est))
+
+    def apply_process_scheduling(self) -> None:
+        """The configured priority / CPUs for every thread of the process (logged when not permitted)."""
+        if self.scheduling == ThreadScheduling() and not getattr(self, "_process_scheduled", False):
+            return  # nothing asked and nothing to undo
+        self._process_scheduled = True
+        for problem in self.scheduling.apply_to_process():
+            self.get_logger().warning(problem)
+        if self.scheduling.priority:
+            self.get_logger().info(f"all threads: SCHED_FIFO priority {self.scheduling.priority}")
 
     def _apply_scheduling(self) -> None:
         """Give the calling thread the configured real-time priority / CPUs (once per change)."""

@@ -1,4 +1,4 @@
-"""Optional real-time scheduling of the threads that compute (the stream worker and the queries).
+"""Optional real-time scheduling of the node's threads (executor, DDS, the stream worker and the queries).
 
 A robot runs perception beside other work; a SCHED_FIFO priority keeps a deadline query from waiting
 behind a busy neighbour for a scheduler time slice, and a CPU set keeps it off a core another process
@@ -38,24 +38,41 @@ class ThreadScheduling:
             raise SettingsError(f"cpu_affinity must list CPU numbers >= 0, got {cpus!r}")
         return cls(priority, ids)
 
-    def apply(self) -> list[str]:
-        """Apply to the calling thread; the problems (empty when all took effect or nothing was asked)."""
+    def apply(self, tid: int = 0) -> list[str]:
+        """Apply to the calling thread (or the thread ``tid``); the problems (empty when all took effect or
+        nothing was asked)."""
         problems = []
         if self.priority or hasattr(os, "SCHED_FIFO"):
             try:
                 if self.priority:
-                    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.priority))
-                elif os.sched_getscheduler(0) != os.SCHED_OTHER:
-                    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+                    os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(self.priority))
+                elif os.sched_getscheduler(tid) != os.SCHED_OTHER:
+                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
             except (OSError, AttributeError) as e:
                 if self.priority:
                     problems.append(f"realtime_priority {self.priority} not applied ({e}); the thread keeps the "
                                     "normal scheduler (SCHED_FIFO needs CAP_SYS_NICE or an rtprio limit)")
         if self.cpus or _ORIGINAL_CPUS:
             try:
-                os.sched_setaffinity(0, self.cpus or _ORIGINAL_CPUS)
+                os.sched_setaffinity(tid, self.cpus or _ORIGINAL_CPUS)
             except (OSError, AttributeError, ValueError) as e:
                 if self.cpus:
                     problems.append(f"cpu_affinity {sorted(self.cpus)} not applied ({e}); the thread may run on "
                                     "any CPU")
         return problems
+
+    def apply_to_process(self) -> list[str]:
+        """Apply to every thread of the process (the executor's, DDS's receive and event threads, the workers):
+        a request's way in and the answer's way out cross DDS and executor threads, not only the workers.
+        Threads started later inherit the setting from the thread that starts them."""
+        problems: set[str] = set()
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            tids = [0]
+        for tid in tids:
+            try:
+                problems.update(self.apply(tid))
+            except ProcessLookupError:  # the thread ended meanwhile
+                pass
+        return sorted(problems)
