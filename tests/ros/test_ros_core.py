@@ -404,3 +404,28 @@ def test_thread_scheduling_applies_to_the_calling_thread_or_says_why_not():
     assert seen["after_reset"] == [] and seen["policy_after"] == os.SCHED_OTHER
     assert seen["cpus_after"] == os.sched_getaffinity(0)
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's own thread was never touched
+
+
+def test_thread_scheduling_applies_to_every_thread_of_the_process():
+    """In a child process with a few threads: every thread gets the CPU set (and SCHED_FIFO where permitted)."""
+    import subprocess
+    import sys
+
+    code = """
+import os, threading, time
+from spike_perception.scheduling import ThreadScheduling
+stop = threading.Event()
+ts = [threading.Thread(target=stop.wait) for _ in range(3)]
+[t.start() for t in ts]
+cpu = min(os.sched_getaffinity(0))
+problems = ThreadScheduling(3, frozenset({cpu})).apply_to_process()
+tids = [int(t) for t in os.listdir('/proc/self/task')]
+ok_cpu = all(os.sched_getaffinity(t) == {cpu} for t in tids)
+fifo = all(os.sched_getscheduler(t) == os.SCHED_FIFO for t in tids)
+stop.set()
+print(len(tids), ok_cpu, fifo, bool(problems))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    n, ok_cpu, fifo, problems = out.stdout.split()
+    assert int(n) >= 4 and ok_cpu == "True", out
+    assert fifo == "True" or problems == "True", out  # SCHED_FIFO, or a clear problem report where not permitted
