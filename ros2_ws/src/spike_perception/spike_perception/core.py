@@ -180,7 +180,7 @@ class DeliveryModel:
     at least ``prior`` and the expectation at least ``prior_transit``. Thread-safe.
     """
 
-    def __init__(self, probability: float = 0.99, window: int = 256, prior: float = 0.002,
+    def __init__(self, probability: float = 0.995, window: int = 256, prior: float = 0.002,
                  prior_transit: float = 0.001, min_samples: int = 10):
         self.prior, self.prior_transit, self.min_samples = prior, prior_transit, min_samples
         self._samples: deque = deque(maxlen=window)

@@ -98,7 +98,7 @@ PARAMS = {
     "deadline_margin": (0.0, "Extra seconds kept free before a query's deadline, on top of the measured answer "
                              "delivery time (the delivery model's deadline_probability quantile).",
                         dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])),
-    "deadline_probability": (0.99, "Probability with which an answer should reach the client by its deadline: "
+    "deadline_probability": (0.995, "Probability with which an answer should reach the client by its deadline: "
                                    "the quantile of recent answer delivery times kept free before each deadline.",
                              dict(floating_point_range=[FloatingPointRange(from_value=0.5, to_value=0.999,
                                                                            step=0.0)])),
