@@ -107,6 +107,11 @@ def run(args) -> dict:
     ex.add_node(node)
     cli = node.create_client(ClassifyWithDeadline, "classify_with_deadline")
     clock = node.get_clock()
+    if args.client_priority:  # the planner side at real-time priority too (every thread: executor, DDS)
+        from spike_perception.scheduling import ThreadScheduling
+
+        for problem in ThreadScheduling(args.client_priority).apply_to_process():
+            print(f"client: {problem}", file=sys.stderr)
     rows = []
     load0 = os.getloadavg()
     try:
@@ -177,6 +182,7 @@ def run(args) -> dict:
 
     n = max(1, len(rows))
     return {"deadline": args.deadline, "budget_from": args.budget_from, "hogs": args.hogs, "params": args.param,
+            "client_priority": args.client_priority,
             "queries": len(rows),
             "model": str(model_dir), "load_average": [load0, load1],
             "on_time_all": sum(r["client"] <= r["call"] + r["budget"] for r in rows) / n,
@@ -195,6 +201,8 @@ def main():
     ap.add_argument("--budget-from", choices=["send", "receipt"], default="send",
                     help="the node's budget_from_send_time (relative budgets only)")
     ap.add_argument("--hogs", type=int, default=0, help="busy-loop processes running beside node and client")
+    ap.add_argument("--client-priority", type=int, default=0,
+                    help="SCHED_FIFO priority of this client's threads (0 = normal), like the node's realtime_priority")
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="a node parameter (YAML value), e.g. --param realtime_priority=50; repeatable")
     ap.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, "
