@@ -99,7 +99,7 @@ PARAMS = {
                              "delivery time (the delivery model's deadline_probability quantile).",
                         dict(floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])),
     "deadline_probability": (0.995, "Probability with which an answer should reach the client by its deadline: "
-                                   "the quantile of recent answer delivery times kept free before each deadline.",
+                                    "the quantile of recent answer delivery times kept free before each deadline.",
                              dict(floating_point_range=[FloatingPointRange(from_value=0.5, to_value=0.999,
                                                                            step=0.0)])),
     "max_concurrent_queries": (4, "Service and action queries computed at once (each on its own thread and "
@@ -692,6 +692,13 @@ class _Classifier:
         with self._lock:
             return self._queries_in_flight
 
+    def close(self) -> None:
+        """Deactivate and clean up, whatever state the node is in (at exit)."""
+        if self._active:
+            self._deactivate(wait=0.0)
+        if self.model is not None:
+            self._cleanup()
+
 
 class AnytimeClassifierNode(_Classifier, Node):
     """The plain node: configured and active from construction (raises when the model cannot load)."""
@@ -701,12 +708,6 @@ class AnytimeClassifierNode(_Classifier, Node):
         self._declare()
         self._configure()
         self._activate()
-
-    def close(self) -> None:
-        if self._active:
-            self._deactivate(wait=0.0)
-        if self.model is not None:
-            self._cleanup()
 
 
 class LifecycleAnytimeClassifierNode(_Classifier, LifecycleNode):
@@ -741,12 +742,6 @@ class LifecycleAnytimeClassifierNode(_Classifier, LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.close()
         return TransitionCallbackReturn.SUCCESS
-
-    def close(self) -> None:
-        if self._active:
-            self._deactivate(wait=0.0)
-        if self.model is not None:
-            self._cleanup()
 
 
 def main(argv: list[str] | None = None, lifecycle: bool = False) -> int:
