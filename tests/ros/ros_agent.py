@@ -31,7 +31,7 @@ from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.duration import Duration  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -302,13 +302,26 @@ class Agent:
                             "stop_reason": describe(r.result, r.error), "timestep": r.result.timestep, "top": r.result.top_class})
         return {"ok": True, "answers": out}
 
+    def _plain_client(self):
+        """A plain rclpy client, as a planner would have: its own node and SingleThreadedExecutor, spun by the
+        calling thread until the future completes (no hand-off to another thread before the answer counts)."""
+        if getattr(self, "_plain", None) is None:
+            node = Node("test_agent_planner")
+            ex = SingleThreadedExecutor()
+            ex.add_node(node)
+            cli = node.create_client(ClassifyWithDeadline, self._name("classify_with_deadline"))
+            cli.wait_for_service(timeout_sec=10)
+            self._plain = (node, ex, cli)
+        return self._plain
+
     def cmd_deadline_queries(self, n, budgets, seed=0, past=0, gap=0.002, timeout=5.0):
-        """``n`` service calls, one at a time, each with an absolute deadline: the client's ROS time at the
-        call plus a budget drawn from ``budgets`` (seconds); then ``past`` calls whose deadline passed 1 ms
-        before the call. Per answer: the client's view (arrived by the deadline?) and the node's."""
+        """``n`` service calls, one at a time from a plain client, each with an absolute deadline: the client's
+        ROS time at the call plus a budget drawn from ``budgets`` (seconds); then ``past`` calls whose deadline
+        passed 1 ms before the call. Per answer: the client's view (arrived by the deadline?) and the node's."""
         images, labels = self._mnist()
         rng = np.random.default_rng(seed)
-        clock = self.node.get_clock()
+        node, ex, cli = self._plain_client()
+        clock = node.get_clock()
         out = []
         for q in range(n + past):
             budget = float(rng.choice(budgets)) if q < n else -0.001
@@ -316,12 +329,11 @@ class Agent:
             req = self._request_fields(ClassifyWithDeadline.Request(), index=i, max_timesteps=1_000_000)
             t_call = time.monotonic()
             req.deadline = (clock.now() + Duration(nanoseconds=int(budget * 1e9))).to_msg()
-            fut = self.srv.call_async(req)
-            ev = threading.Event()
-            fut.add_done_callback(lambda _f: ev.set())
-            if not ev.wait(timeout):
-                return {"ok": False, "error": f"query {q} unanswered"}
+            fut = cli.call_async(req)
+            ex.spin_until_future_complete(fut, timeout_sec=timeout)
             t_done = time.monotonic()
+            if not fut.done():
+                return {"ok": False, "error": f"query {q} unanswered"}
             r = fut.result()
             out.append({"budget": budget, "late": t_done - (t_call + budget), "deadline_met": r.deadline_met,
                         "stop_reason": describe(r.result, r.error), "timestep": r.result.timestep,

@@ -381,7 +381,9 @@ def test_planner_example_reads_finals_queries_by_deadline_and_thins_feedback(box
     assert q["error"] == "" and q["stop"] in ("budget", "infeasible") and q["model_id"] == out["model"]["model_id"]
     assert q["seconds"] < 0.030 + 0.5  # in hand close to the deadline (CI machines are loaded)
     assert q["stamp_ns"] in (31, 32, 33)  # the latest camera frame
-    assert out["goal"]["feedback_timesteps"] == [10, 20, 30, 40] and out["goal"]["result"]["timestep"] == 40
+    # every 10th step; the last feedback (step 40) may be overtaken by the result and dropped by rclpy's client
+    assert out["goal"]["feedback_timesteps"] in ([10, 20, 30], [10, 20, 30, 40])
+    assert out["goal"]["result"]["timestep"] == 40
 
 
 def test_lifecycle_node_transitions_over_its_lifecycle_services(tmp_path):
