@@ -37,11 +37,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..errors import ConfigError
     from ..export import export, import_backend
-    from ..model import NeuronConfig, load_bundle
+    from ..dynamics import spinnaker_dynamics
+    from ..model import load_bundle
 
     bundle = load_bundle(args.model)
     if args.dynamics == "spinnaker":
-        bundle = bundle.with_neuron(NeuronConfig.spinnaker())
+        bundle = spinnaker_dynamics(bundle)
     n_images = args.images if args.images is not None else (0 if args.backend == "spinnaker" else 20)
     if n_images < 0:
         raise ConfigError(f"--images must be >= 0, got {n_images}")

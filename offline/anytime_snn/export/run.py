@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import Bundle, NeuronConfig
+from .. import dynamics
+from ..model import Bundle
 from .backends import import_backend
 from .network import ExportRun, export
 
@@ -19,7 +20,7 @@ def run_on_backend(bundle: Bundle, x: np.ndarray, backend: str, timesteps: int |
     Raises BackendMissing (a ConfigError) with the install command when the back end is absent.
     """
     if spinnaker_dynamics:
-        bundle = bundle.with_neuron(NeuronConfig.spinnaker())
+        bundle = dynamics.spinnaker_dynamics(bundle)
     _, sim = import_backend(backend)
     net = export(bundle, sim, timesteps=timesteps)
     try:
