@@ -151,20 +151,22 @@ def run(args) -> dict:
     stages = {k: [] for k in ("call_to_sent", "request_transit", "compute", "send", "response_transit", "round_trip")}
     per_budget: dict = {}
     agree = late_compute = 0
+    late_rows = []  # (row, its trace) of every late answer, attributed below
     for r in rows:
         deadline = r["call"] + r["budget"]
         on_time = r["client"] <= deadline
         agree += r["met"] == on_time
         t = trace.get(r["stamp"], {})
         late_compute += r["timestep"] > 0 and t.get("computed", 0.0) > deadline  # computed, and past the deadline
-        pb = per_budget.setdefault(f"{r['budget'] * 1e3:g}ms", {"n": 0, "on_time": 0, "correct": 0, "reasons": {},
-                                                               "late_ms": []})
+        pb = per_budget.setdefault(f"{r['budget'] * 1e3:g}ms",
+                                   {"n": 0, "on_time": 0, "correct": 0, "reasons": {}, "late_ms": []})
         pb["n"] += 1
         pb["on_time"] += on_time
         pb["correct"] += r["correct"]
         pb["reasons"][r["reason"]] = pb["reasons"].get(r["reason"], 0) + 1
         if not on_time:
             pb["late_ms"].append(round((r["client"] - deadline) * 1e3, 3))
+            late_rows.append((r, t))
         if t.get("sent") is None or "replied" not in t:
             continue
         for name, a, b in (("call_to_sent", r["call"], t["sent"]), ("request_transit", t["sent"], t["callback"]),
@@ -177,6 +179,8 @@ def run(args) -> dict:
         late = sorted(pb.pop("late_ms"))
         pb["late_ms"] = {"n": len(late), "median": late[len(late) // 2], "max": late[-1]} if late else {"n": 0}
 
+    late = attribute_late(late_rows, {k: pct(v, 50) for k, v in stages.items() if v})
+
     def dist(v):
         return {"p50": pct(v, 50), "p90": pct(v, 90), "p99": pct(v, 99), "max": max(v)} if v else {}
 
@@ -186,8 +190,35 @@ def run(args) -> dict:
             "queries": len(rows),
             "model": str(model_dir), "load_average": [load0, load1],
             "on_time_all": sum(r["client"] <= r["call"] + r["budget"] for r in rows) / n,
-            "deadline_met_agrees": agree / n, "computed_after_deadline": late_compute,
+            "deadline_met_agrees": agree / n, "computed_after_deadline": late_compute, "late": late,
             "per_budget": per_budget, "stages_ms": {k: dist(v) for k, v in stages.items()}}
+
+
+def attribute_late(late_rows, medians: dict) -> dict:
+    """Where each late answer lost its time: the stage furthest above its median in this run.
+
+    ``answered_at_once`` counts late answers the node sent without computing a step (its delivery model
+    said not even one step fits): no node-side choice could have made those on time. ``arrived_late``
+    counts requests that reached the node with less time left than the run's median response path
+    (send + response transit) needs.
+    """
+    blame: dict = {}
+    at_once = arrived_late = 0
+    response_p50 = (medians.get("send", 0.0) + medians.get("response_transit", 0.0)) / 1e3
+    for r, t in late_rows:
+        at_once += r["timestep"] == 0
+        if t.get("callback") is not None:
+            arrived_late += r["call"] + r["budget"] - t["callback"] < response_p50
+        if t.get("sent") is None or "replied" not in t:
+            blame["untraced"] = blame.get("untraced", 0) + 1
+            continue
+        spans = {"call_to_sent": t["sent"] - r["call"], "request_transit": t["callback"] - t["sent"],
+                 "compute": t["computed"] - t["callback"], "send": t["replied"] - t["computed"],
+                 "response_transit": r["client"] - t["replied"]}
+        stage = max(spans, key=lambda k: spans[k] * 1e3 - medians.get(k, 0.0))
+        blame[stage] = blame.get(stage, 0) + 1
+    return {"n": len(late_rows), "answered_at_once": at_once, "arrived_late": arrived_late,
+            "stage_furthest_above_median": blame}
 
 
 def main():
@@ -226,6 +257,11 @@ def main():
               + (f", {late['n']} late by {late['median']:.2f} ms median, {late['max']:.2f} max" if late["n"] else ""))
     print(f"  all: on time {r['on_time_all']:.1%}; node's deadline_met agrees with the client on "
           f"{r['deadline_met_agrees']:.1%}; answers computed past their deadline: {r['computed_after_deadline']}")
+    lt = r["late"]
+    if lt["n"]:
+        print(f"  late answers: {lt['n']}; answered without computing {lt['answered_at_once']}; request arrived with "
+              f"less time left than a median response needs {lt['arrived_late']}; stage furthest above its median: "
+              f"{lt['stage_furthest_above_median']}")
     if args.record:
         record.finish(r)
         record.write(args.record)
