@@ -1,0 +1,271 @@
+"""Render the measured tables in README.md and docs/*.md from the committed records in results/.
+
+A rendered block in a doc names a template and the records it is made from:
+
+    <!-- rendered: node_latency results/node_latency_idle.json results/node_latency_hogs2.json -->
+    (generated: do not edit by hand)
+    <!-- /rendered -->
+
+    .venv/bin/python benchmarks/render_docs.py            # rewrite every block from its records
+    .venv/bin/python benchmarks/render_docs.py --check    # exit 1 and print a diff where a doc differs
+    .venv/bin/python benchmarks/render_docs.py --unrecorded   # lines stating a measured number outside a block
+
+Each block ends with where its numbers come from: the record, its command, commit, date, machine and the load
+average before -> after. A number in a doc outside a rendered block is either in docs/unrecorded.txt (the list
+of claims still to be re-measured into a record) or tests/test_docs_records.py fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- rendered: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /rendered -->)", re.S)
+ALLOWLIST = ROOT / "docs" / "unrecorded.txt"
+
+# A measured number: digits with a unit of time, rate, size or a ratio/percentage (not a dimension like 28×28).
+MEASURED = re.compile(
+    r"(?<![\w.])\d[\d,]*(?:\.\d+)?\s?"
+    r"(?:ms|µs|us|s|min|minutes|h|hours|%|pp|steps/s|images/s|timesteps/s|MB|GB|KB|MiB|GiB|fps|Hz|×(?!\d)|x(?!\w))"
+    r"(?![\w/])")
+
+
+def docs() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def load(path: str) -> dict:
+    return json.loads((ROOT / path).read_text())
+
+
+# ---- formatting helpers ----------------------------------------------------------------------------------------
+
+def pct(x: float) -> str:
+    """A fraction as a percentage: 1.0 -> 100, 0.9912 -> 99.1."""
+    v = 100 * x
+    return "100" if round(v, 1) == 100 else f"{v:.1f}"
+
+
+def ms(x: float) -> str:
+    return f"{float(x):.2f}"
+
+
+def provenance(records: list[tuple[str, dict]]) -> str:
+    lines = []
+    for path, r in records:
+        m = r.get("machine", {})
+        model = r.get("model")
+        model_txt = f", model `{model['path']}` ({model['manifest_sha256'][:8]})" if model else ""
+        dirty = " + uncommitted changes" if r.get("uncommitted_changes") else ""
+        before, after = r["load_average_before"][0], r["load_average_after"][0]
+        date = r["date"][:16].replace("T", " ")
+        lines.append(f"- `{path}`: `{r['command']}` — commit {r['commit'][:7]}{dirty}, {date} UTC, "
+                     f"{m.get('cores')} cores ({m.get('cpu')}), load average {before:.1f} → {after:.1f}, "
+                     f"{r['wall_seconds']:.0f} s{model_txt}")
+    return "Records:\n\n" + "\n".join(lines)
+
+
+# ---- templates -------------------------------------------------------------------------------------------------
+
+def _run_label(n: dict) -> str:
+    parts = [f"{n['hogs']} busy-loop hogs" if n.get("hogs") else "idle"]
+    for p in n.get("params", []):
+        key, _, value = p.partition("=")
+        parts.append(f"node `{key}: {value}`")
+    if n.get("client_priority"):
+        parts.append(f"client SCHED_FIFO {n['client_priority']}")
+    return ", ".join(parts)
+
+
+def _budgets(n: dict) -> list[str]:
+    return sorted(n["per_budget"], key=lambda b: float(b.removesuffix("ms")))
+
+
+def node_latency(records: list[tuple[str, dict]]) -> str:
+    """Deadline queries at the client (benchmarks/node_latency.py): one row per record."""
+    out = ["| run (record) | queries | on time, all | per budget: on time % (accuracy %) | answered `infeasible` "
+           "| `deadline_met` agrees | computed past the deadline |",
+           "|---|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        budgets = _budgets(n)
+        per = " / ".join(f"{pct(n['per_budget'][b]['on_time'])} ({pct(n['per_budget'][b]['accuracy'])})"
+                         for b in budgets)
+        names = " / ".join(b.removesuffix("ms") for b in budgets) + " ms"
+        infeasible = sum(pb["reasons"].get("infeasible", 0) for pb in n["per_budget"].values())
+        out.append(f"| {_run_label(n)} (`{Path(path).stem}`) | {n['queries']:,} | {pct(n['on_time_all'])} % "
+                   f"| {names}: {per} | {infeasible:,} of {n['queries']:,} | {pct(n['deadline_met_agrees'])} % "
+                   f"| {n['computed_after_deadline']} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+STAGES = (("request_transit", "request transit (send → callback on the worker)"), ("compute", "compute"),
+          ("send", "send"), ("response_transit", "response transit"), ("round_trip", "round trip at the client"))
+
+
+def node_latency_stages(records: list[tuple[str, dict]]) -> str:
+    """The stages of a deadline query (ms, p50 / p99), one column per record."""
+    out = ["| stage, ms p50 / p99 | " + " | ".join(f"{_run_label(r['numbers'])} (`{Path(p).stem}`)"
+                                                   for p, r in records) + " |",
+           "|---|" + "---|" * len(records)]
+    for key, label in STAGES:
+        cells = []
+        for _, r in records:
+            s = r["numbers"]["stages_ms"].get(key)
+            cells.append(f"{ms(s['p50'])} / {ms(s['p99'])}" if s else "—")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    late = []
+    for _, r in records:
+        cells = []
+        for b in _budgets(r["numbers"]):
+            lm = r["numbers"]["per_budget"][b]["late_ms"]
+            how_late = f" ({ms(lm['median'])} / {ms(lm['max'])})" if lm["n"] else ""
+            cells.append(f"{b.removesuffix('ms')} ms: {lm['n']}{how_late}")
+        late.append("; ".join(cells))
+    out.append("| late answers per budget (how late, ms median / max) | " + " | ".join(late) + " |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+def node_latency_summary(records: list[tuple[str, dict]]) -> str:
+    """A short table for the README: on time and agreement per run."""
+    out = ["| run | on time at the client | `deadline_met` agrees |", "|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        budgets = _budgets(n)
+        out.append(f"| {_run_label(n)}, {n['queries']:,} queries, budgets "
+                   f"{', '.join(b.removesuffix('ms') for b in budgets)} ms | {pct(n['on_time_all'])} % "
+                   f"| {pct(n['deadline_met_agrees'])} % |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+EXECUTORS = (("mt", "`MultiThreadedExecutor`"), ("st", "`SingleThreadedExecutor`"),
+             ("events", "`EventsExecutor` (experimental, C++), callback in its thread"),
+             ("events-worker", "`EventsExecutor`, work handed to a thread and awaited (what a long query needs)"))
+
+
+def ros_executors(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/ros_executors.py: request / response transit p50 / p99 per executor, one column per record."""
+    heads = []
+    for _, r in records:
+        what = "server with a GIL-busy thread" if r["numbers"]["busy_thread"] else "idle server"
+        heads.append(f"{what} (load {r['load_average_before'][0]:.1f})")
+    out = ["| executor: request p50 / p99, response p50 / p99 (ms) | " + " | ".join(heads) + " |",
+           "|---|" + "---|" * len(records)]
+    for key, label in EXECUTORS:
+        cells = []
+        for _, r in records:
+            e = r["numbers"]["executors"].get(key)
+            cells.append(f"{ms(e['request_ms']['p50'])} / {ms(e['request_ms']['p99'])}, "
+                         f"{ms(e['response_ms']['p50'])} / {ms(e['response_ms']['p99'])}" if e else "—")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    calls = sorted({r["numbers"]["queries"] for _, r in records})
+    return "\n".join(out) + f"\n\n{', '.join(map(str, calls))} calls per executor.\n\n" + provenance(records)
+
+
+def node_bench(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/node_bench.py: the stream's first estimate and step rate, against the node's targets."""
+    out = ["| measure | " + " | ".join(f"`{Path(p).stem}`" for p, _ in records) + " | target |",
+           "|---|" + "---|" * len(records) + "---|"]
+
+    def row(label, fn, target):
+        out.append(f"| {label} | " + " | ".join(fn(r["numbers"]) for _, r in records) + f" | {target} |")
+
+    row("first estimate after receipt, node-side, ms median / p90",
+        lambda n: f"{ms(n['first_estimate_ms']['node_median'])} / {ms(n['first_estimate_ms']['node_p90'])}", "≤ 2 ms")
+    row("first estimate, client round trip, ms median / p90",
+        lambda n: f"{ms(n['first_estimate_ms']['client_roundtrip_median'])} / "
+                  f"{ms(n['first_estimate_ms']['client_roundtrip_p90'])}", "—")
+    for k in (10, 1):
+        row(f"timesteps/s in the node, `publish_every` {k} (engine only)",
+            lambda n, k=k: f"{n['timestep_rate'][f'publish_every_{k}']['steps_per_s_median']:,.0f} "
+                           f"({n['timestep_rate'][f'publish_every_{k}']['engine_only_steps_per_s']:,.0f})",
+            "≥ 10,000" if k == 10 else "—")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
+                                     node_bench)}
+
+
+# ---- rendering and checking ------------------------------------------------------------------------------------
+
+def render_block(spec: str) -> str:
+    name, *paths = spec.split()
+    if name not in TEMPLATES:
+        raise SystemExit(f"render_docs: unknown template {name!r} (known: {', '.join(sorted(TEMPLATES))})")
+    if not paths:
+        raise SystemExit(f"render_docs: block {name!r} names no record")
+    return TEMPLATES[name]([(p, load(p)) for p in paths])
+
+
+def render(text: str) -> str:
+    return BLOCK.sub(lambda m: f"{m.group(1)}{render_block(m.group('spec'))}\n{m.group(4)}", text)
+
+
+def outside_blocks(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of every line outside rendered blocks (the markers themselves excluded)."""
+    inside, out = False, []
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.startswith("<!-- rendered:"):
+            inside = True
+        elif line.startswith("<!-- /rendered -->"):
+            inside = False
+        elif not inside:
+            out.append((i, line))
+    return out
+
+
+def unrecorded(path: Path) -> list[tuple[int, str]]:
+    """Lines of a doc, outside rendered blocks, that state a measured number."""
+    return [(i, line) for i, line in outside_blocks(path.read_text()) if MEASURED.search(line)]
+
+
+def allowlist() -> set[str]:
+    """Entries of docs/unrecorded.txt: `PATH: LINE` (the line exactly as in the doc); # comments, blank lines."""
+    entries = set()
+    for line in ALLOWLIST.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            entries.add(line)
+    return entries
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="do not write; exit 1 with a diff where a doc differs")
+    ap.add_argument("--unrecorded", action="store_true",
+                    help="print the lines stating a measured number outside rendered blocks that are not in "
+                         "docs/unrecorded.txt, in that file's format; exit 1 if there are any")
+    args = ap.parse_args(argv)
+    if args.unrecorded:
+        allowed = allowlist()
+        missing = [f"{rel(p)}: {line}" for p in docs() for _, line in unrecorded(p)
+                   if f"{rel(p)}: {line}" not in allowed]
+        print("\n".join(missing))
+        return 1 if missing else 0
+    differ = 0
+    for p in docs():
+        old = p.read_text()
+        new = render(old)
+        if new == old:
+            continue
+        if args.check:
+            differ += 1
+            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                       f"{rel(p)} (committed)", f"{rel(p)} (from its records)"))
+        else:
+            p.write_text(new)
+            print(f"render_docs: rewrote {rel(p)}")
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
