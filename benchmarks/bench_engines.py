@@ -1,8 +1,11 @@
 """Simulator throughput, measured in one run on real MNIST test images (a script, not a test).
 
-    .venv/bin/python benchmarks/bench_engines.py [--images 1000] [--steps 100] [--json out.json]
+    .venv/bin/python benchmarks/bench_engines.py [--model models/default] [--images 1000] [--steps 100]
+        [--json out.json] [--record results/NAME.json]
 
-(a) the batched engines on a dense 784-1200-1200-10 and a small conv net, as image-timesteps/s: the
+(a) the batched engines on the dense model ``--model`` (default ``models/default``; a missing model is an error,
+    never replaced by another network) and on a small conv net with random weights (synthetic by design, seed 0),
+    as image-timesteps/s: the
     event-driven numba engine (the optimizer's default) and the TF/XLA engine;
 (b) the streaming engine, one image x T steps, as timesteps/s (chunk sizes 1, 10, T);
 (c) the dense roofline: the same matrix products with plain BLAS for T full forward passes;
@@ -34,7 +37,7 @@ from anytime_snn.data import load_mnist  # noqa: E402
 from anytime_snn.model import Bundle, InputSpec, Layer, load_bundle  # noqa: E402
 from anytime_snn.sim import ops  # noqa: E402
 from anytime_snn.sim.streaming import StreamingEngine  # noqa: E402
-from anytime_snn.testing import dense_bundle  # noqa: E402
+from record import Record, model_identity, require_model  # noqa: E402
 
 
 def best_of(fn, repeat: int = 3) -> float:
@@ -46,11 +49,11 @@ def best_of(fn, repeat: int = 3) -> float:
     return min(times)
 
 
-def dense_network() -> tuple[Bundle, str]:
-    default = ROOT / "models" / "default"
-    if (default / "manifest.json").is_file():
-        return load_bundle(default), "models/default (converted dense MNIST 784-1200-1200-10)"
-    return dense_bundle(seed=0, rate_scale=1.0), "random dense 784-1200-1200-10 (models/default missing)"
+def dense_network(model_dir) -> tuple[Bundle, str]:
+    """The dense model the benchmark simulates: the bundle at ``model_dir`` (an error if there is none)."""
+    path = require_model(model_dir)
+    identity = model_identity(path)
+    return load_bundle(path), f"{identity['path']} (manifest sha256 {identity['manifest_sha256']})"
 
 
 def conv_network(seed: int = 0) -> Bundle:
@@ -210,53 +213,57 @@ def streaming(bundle: Bundle, x1: np.ndarray, steps: int, chunk: int) -> float:
     return best_of(run, 5)
 
 
-def node_process_memory() -> dict:
+def node_process_memory(model_dir: Path) -> dict:
     code = (
         "import resource, sys, numpy as np\n"
         "from anytime_snn.model import load_bundle\n"
         "from anytime_snn.sim.streaming import StreamingEngine\n"
-        f"b = load_bundle({str(ROOT / 'models' / 'default')!r})\n"
+        f"b = load_bundle({str(model_dir)!r})\n"
         "e = StreamingEngine(b); e.reset(np.zeros(b.input.shape, np.float32)); e.advance(50)\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
         "print(hwm, 'tensorflow' in sys.modules)\n"
     )
-    if not (ROOT / "models" / "default" / "manifest.json").is_file():
-        return {"skipped": "models/default missing"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return {"max_rss_mb": int(out[0]) / 1024, "imports_tensorflow": out[1] == "True"}
 
 
-def engine_memory(images: int, steps: int, engine: str = "TFEngine") -> dict:
+def engine_memory(model_dir: Path, images: int, steps: int, engine: str = "TFEngine") -> dict:
     module = {"TFEngine": "tf_engine", "BatchEngine": "batch_engine"}[engine]
     code = (
         "import os, resource, numpy as np; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'\n"
         "import sys; sys.path.insert(0, %r)\n"
         "from bench_engines import dense_network\n"
         "from anytime_snn.sim.%s import %s as Engine\n"
-        "b, _ = dense_network(); x = np.random.default_rng(0).random((%d, *b.input.shape), dtype=np.float32)\n"
+        "b, _ = dense_network(%r); x = np.random.default_rng(0).random((%d, *b.input.shape), dtype=np.float32)\n"
         "Engine(b).run(x, %d)\n"
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
-    ) % (str(Path(__file__).parent), module, engine, images, steps)
+    ) % (str(Path(__file__).parent), module, engine, str(model_dir), images, steps)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return {"images": images, "steps": steps, "max_rss_mb": int(out[-1]) / 1024}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/default", help="the dense model bundle (default models/default)")
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--json", type=Path, help="write all numbers here")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, "
+                                     "machine, load) to this JSON file, e.g. results/engines.json")
     args = ap.parse_args()
+    model_dir = require_model(args.model)
+    record = Record(model_dir)
 
     images, _ = load_mnist("test")
     images = images[: args.images]
     n, steps = len(images), args.steps
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                      "images": n, "steps": steps}
-    dense, dense_name = dense_network()
+    dense, dense_name = dense_network(model_dir)
     conv = conv_network()
     results["dense_model"] = dense_name
+    results["conv_model"] = "synthetic: conv_network(seed=0), random weights scaled for moderate firing rates"
 
     for name, bundle in [("dense", dense), ("conv", conv)]:
         xin = network_input(bundle, images)
@@ -284,15 +291,18 @@ def main() -> int:
         results[name] = r
         print(json.dumps({name: r}, indent=1), flush=True)
     if not args.skip_memory:
-        results["memory_tf_engine"] = engine_memory(10 * n, steps)
-        results["memory_numba_engine"] = engine_memory(10 * n, steps, "BatchEngine")
-        results["memory_node_process"] = node_process_memory()
+        results["memory_tf_engine"] = engine_memory(model_dir, 10 * n, steps)
+        results["memory_numba_engine"] = engine_memory(model_dir, 10 * n, steps, "BatchEngine")
+        results["memory_node_process"] = node_process_memory(model_dir)
         print(json.dumps({k: results[k] for k in ("memory_tf_engine", "memory_numba_engine", "memory_node_process")},
                          indent=1))
     results["max_rss_this_process_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
+    if args.record:
+        record.finish(results)
+        record.write(args.record)
     return 0
 
 

@@ -48,6 +48,22 @@ def model_identity(model_dir: str | os.PathLike | None) -> dict | None:
     return {"path": path, "manifest_sha256": manifest.get("manifest_sha256")}
 
 
+def require_model(model_dir: str | os.PathLike, option: str = "--model") -> Path:
+    """The bundle directory a benchmark simulates, or a clear error (SystemExit) when it is not a bundle.
+
+    Benchmarks never substitute another network (a random one) for a missing model: the numbers would not be
+    the documented measurement's. A relative path is taken from the current directory, then from the repository.
+    """
+    path = Path(model_dir)
+    if not path.is_absolute() and not path.exists():
+        path = ROOT / path
+    if not (path / "manifest.json").is_file():
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {option} {model_dir}: not a model bundle (no manifest.json "
+                         f"there); build it first (models/default: scripts/make_default_model.sh) or pass "
+                         f"{option} DIR")
+    return path.resolve()
+
+
 class Record:
     """Start a record before measuring (``Record(model_dir)``), ``finish(numbers)`` after; ``write(path)``."""
 
