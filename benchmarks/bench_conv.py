@@ -1,10 +1,12 @@
 """Our engines now against the same engines at an earlier git revision, in one run (a script, not a test).
 
     .venv/bin/python benchmarks/bench_conv.py [--old e6d2ce7] [--images 50] [--steps 100] [--rounds 3]
+        [--model models/default] [--record results/NAME.json]
 
 Workloads (real MNIST test images): the conv net of issue 14 with TF 'same' padding (what the old
-BatchEngine could run) and with explicit zero padding 1 (benchmarks/conv_workload.py), and the bundled dense
-784-1200-1200-10 model. For each: the batched engine (``--images`` per call) and the streaming engine (one
+BatchEngine could run) and with explicit zero padding 1 (benchmarks/conv_workload.py: synthetic, random weights
+by design), and the dense model ``--model`` (default the bundled 784-1200-1200-10 ``models/default``; a missing
+model is an error). For each: the batched engine (``--images`` per call) and the streaming engine (one
 frame, T steps per ``advance``, and 10 steps per call), old and new, timed in rotation (warm-up, then the
 best of ``--rounds``), as image-timesteps/s, synaptic events/s and the ratio new/old. The old revision's
 sim/ package is copied to /tmp/anytime_snn_old/<rev>/ (imports rewritten) so both live in one process.
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from conv_workload import conv_workload  # noqa: E402
+from record import Record, model_identity, require_model  # noqa: E402
 
 from anytime_snn.convert.convert import network_input  # noqa: E402
 from anytime_snn.data import load_mnist  # noqa: E402
@@ -89,21 +92,27 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workloads", default="conv_same,conv_pad1,dense")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--model", default="models/default", help="the dense workload's bundle (default models/default)")
+    ap.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, "
+                                     "machine, load) to this JSON file")
     args = ap.parse_args()
+    model_dir = require_model(args.model) if "dense" in args.workloads.split(",") else None
+    record = Record(model_dir)
     old_batch, old_stream = old_sim(args.old)
     images, _ = load_mnist("test")
     steps = args.steps
     out = {"command": " ".join(["benchmarks/bench_conv.py", *sys.argv[1:]]), "old": args.old,
-           "loadavg_before": loadavg(), "cpus": os.cpu_count(), "workloads": {}}
+           "loadavg_before": loadavg(), "cpus": os.cpu_count(), "workloads": {},
+           "dense_model": model_identity(model_dir)}
     for name in args.workloads.split(","):
         bundle = {"conv_same": lambda: conv_workload("same"), "conv_pad1": lambda: conv_workload("pad1"),
-                  "dense": lambda: load_bundle(ROOT / "models" / "default")}[name]()
+                  "dense": lambda: load_bundle(model_dir)}[name]()
         n = args.dense_images if name == "dense" else args.images
         x = network_input(bundle, images[:n])
         xs = x[:args.stream_images]
         new = BatchEngine(bundle)
         want = new.run(x, steps)
-        fns, counted = {"new_batch": lambda: new.run(x, steps)}, {}
+        fns = {"new_batch": lambda: new.run(x, steps)}
         engines = {"new": StreamingEngine(bundle, max_chunk=steps)}
         if old_batch.supports(bundle):
             old = old_batch.BatchEngine(bundle)
@@ -133,6 +142,9 @@ def main() -> int:
     print(json.dumps({k: out[k] for k in ("loadavg_before", "loadavg_after")}))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.record:
+        record.finish(out)
+        record.write(args.record)
     return 0
 
 

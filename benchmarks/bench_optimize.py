@@ -4,16 +4,18 @@
   .venv/bin/mpiexec -n 2 .venv/bin/python benchmarks/bench_optimize.py --subset 1000 --timesteps 50
   .venv/bin/python benchmarks/bench_optimize.py --neuron-steps 200 --model runs/sparsity/dense/snn [--step-layer 1]
   .venv/bin/python benchmarks/bench_optimize.py --compare BASELINE OTHER... --test-images 2000
+  ... [--model DIR] [--record results/NAME.json]   (--model: default models/default; a missing bundle is an error)
 
 Evaluates the start point and a few seeded perturbations of it (neuron-level log eta and V0) on the
-bundled dense MNIST model, after one warm-up evaluation (XLA compilation). Prints one JSON line:
+model ``--model`` (default: the bundled dense MNIST model), after one warm-up evaluation (XLA compilation).
+Prints one JSON line:
 seconds per evaluation (median) and every loss, so runs at different rank counts can be checked
 for bit-identical objective values.
 
 With --neuron-steps N, evaluates N steps like those of the neuron phase's first Subplex sweep instead
 (the log eta of a pair of neighbouring neurons of hidden layer --step-layer, default 0, changed per
-evaluation, 8 evaluations per pair, pairs in order) twice, interleaved: with the incremental simulator (only the samples the step
-reaches are simulated again) and with full runs. It checks that both give the same losses and prints
+evaluation, 8 evaluations per pair, pairs in order) twice, interleaved: with the incremental simulator (only the
+samples the step reaches are simulated again) and with full runs. It checks that both give the same losses and prints
 both medians and their ratio.
 
 With --compare, evaluates bundles on the first N MNIST test images instead and prints, for each,
@@ -34,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from record import Record, model_identity, require_model  # noqa: E402
 
 
 def main() -> int:
@@ -49,7 +54,14 @@ def main() -> int:
     p.add_argument("--step-layer", type=int, default=0, help="the hidden layer whose neurons the steps change")
     p.add_argument("--compare", nargs="+", metavar="BUNDLE", help="baseline bundle, then the bundles to compare")
     p.add_argument("--test-images", type=int, default=2000)
+    p.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, machine, "
+                                    "load) to this JSON file (rank 0)")
     args = p.parse_args()
+    if args.compare:
+        args.compare = [str(require_model(b, "--compare")) for b in args.compare]
+    else:
+        args.model = str(require_model(args.model))
+    args.provenance = Record(None if args.compare else args.model)
     if args.compare:
         return compare(args)
 
@@ -89,7 +101,8 @@ def main() -> int:
         seconds.append(time.perf_counter() - t0)
     cpu = time.process_time() - cpu
     obj.close()
-    out = {"engine": obj.sim.engine_name, "ranks": comm.size, "subset": args.subset, "timesteps": args.timesteps, "chunk": obj.sim.plan.chunk,
+    out = {"model": model_identity(args.model), "engine": obj.sim.engine_name, "ranks": comm.size,
+           "subset": args.subset, "timesteps": args.timesteps, "chunk": obj.sim.plan.chunk,
            "first_eval_s": warm, "seconds_per_eval_median": statistics.median(seconds), "seconds": seconds,
            "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0],
            "cpu_seconds_per_eval_rank0": cpu / len(states)}
@@ -97,6 +110,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "a") as f:
             f.write(json.dumps(out) + "\n")
+    write_record(args, out)
     return 0
 
 
@@ -127,10 +141,12 @@ def neuron_steps(args, inc, full) -> int:
     inc.close()
     stats = inc.sim.incremental.stats  # rank 0's shard
     med = {k: statistics.median(v) for k, v in seconds.items()}
-    out = {"mode": "neuron-steps", "engine": inc.sim.engine_name, "ranks": inc.comm.size, "subset": args.subset,
+    out = {"mode": "neuron-steps", "model": model_identity(args.model), "engine": inc.sim.engine_name,
+           "ranks": inc.comm.size, "subset": args.subset,
            "timesteps": args.timesteps, "steps": args.neuron_steps, "step_layer": args.step_layer,
            "seconds_per_eval_median": med, "readout_runs_rank0": stats.readout_runs,
-           "samples_simulated_fraction_rank0": (stats.samples_simulated - stats.samples_total // (args.neuron_steps + 1))
+           "samples_simulated_fraction_rank0": (stats.samples_simulated
+                                                - stats.samples_total // (args.neuron_steps + 1))
            / (stats.samples_total - stats.samples_total // (args.neuron_steps + 1)),
            "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0]}
     if full is not None:
@@ -139,6 +155,7 @@ def neuron_steps(args, inc, full) -> int:
     if args.json:
         with open(args.json, "a") as f:
             f.write(json.dumps(out) + "\n")
+    write_record(args, out)
     return 0
 
 
@@ -159,10 +176,12 @@ def compare(args) -> int:
         x = network_input(b, test.images)
         ann = float((ann_forward(b.layers, x).argmax(1) == test.labels).mean())
         ev = distributed_evaluate(b, x, test.labels, args.timesteps, a_max=ann)
-        row = {"bundle": path, "images": len(test), "timesteps": args.timesteps, "ann_accuracy": ann,
+        row = {"bundle": path, "model": model_identity(path), "images": len(test), "timesteps": args.timesteps,
+               "ann_accuracy": ann,
                "peak_accuracy": float(ev.accuracy.max()), "peak_timestep": int(ev.accuracy.argmax()) + 1,
                "final_accuracy": float(ev.accuracy[-1]), "events_per_sample": float(ev.events.sum()),
-               "P_l": metrics.pareto_latency(ev.accuracy, ann), "P_p": metrics.pareto_power(ev.accuracy, ev.events, ann),
+               "P_l": metrics.pareto_latency(ev.accuracy, ann),
+               "P_p": metrics.pareto_power(ev.accuracy, ev.events, ann),
                "P_l_amax1": metrics.pareto_latency(ev.accuracy, 1.0),
                "P_p_amax1": metrics.pareto_power(ev.accuracy, ev.events, 1.0),
                "accuracy_at": {t: float(ev.accuracy[t - 1]) for t in (1, 2, 3, 5, 10, 20, 50) if t <= args.timesteps}}
@@ -176,7 +195,14 @@ def compare(args) -> int:
         with open(args.json, "a") as f:
             for row in rows:
                 f.write(json.dumps(row) + "\n")
+    write_record(args, {"rows": rows})
     return 0
+
+
+def write_record(args, numbers: dict) -> None:
+    if args.record:
+        args.provenance.finish(numbers)
+        args.provenance.write(args.record)
 
 
 if __name__ == "__main__":
