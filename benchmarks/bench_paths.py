@@ -2,9 +2,10 @@
 spike maps at several input firing rates (a script, not a test). Batched engine: the dense path takes every
 input x 0 or 1 without branches (the same sums). Streaming engine: one GEMM / einsum over a k-step block.
 
-    .venv/bin/python benchmarks/bench_paths.py [--block 32] [--repeat 5]
+    .venv/bin/python benchmarks/bench_paths.py [--block 32] [--repeat 5] [--record results/NAME.json]
 
-The layers are those of the benchmark workloads (the dense MNIST model, the issue-14 conv net). Prints the
+Synthetic by design (no model, no ``--model``): layers with the shapes of the benchmark workloads (the dense MNIST
+model, the issue-14 conv net) and random weights (seed 0), fed random spike maps (seed 1). Prints the
 seconds per block-step of each path and the crossover rate per layer: the input firing rate above which the
 dense path is faster. ``batch_engine.dense_path`` and ``streaming.EVENT_DRIVEN_DENSITY`` come from these.
 """
@@ -13,14 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from anytime_snn.model import Layer
-from anytime_snn.model.layers import output_shape
-from anytime_snn.sim import synapses
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from record import Record  # noqa: E402
+
+from anytime_snn.model import Layer  # noqa: E402
+from anytime_snn.model.layers import output_shape  # noqa: E402
+from anytime_snn.sim import synapses  # noqa: E402
 
 RATES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 
@@ -42,9 +48,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--k", type=int, default=10, help="steps per streaming block (the node's publish_every)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--record", help="write the numbers with their provenance (command, commit, machine, load) "
+                                     "to this JSON file")
     args = ap.parse_args()
+    record = Record()
     rng = np.random.default_rng(1)
-    out = {"loadavg": Path("/proc/loadavg").read_text().split()[:3], "block": args.block, "layers": {}}
+    out = {"loadavg": Path("/proc/loadavg").read_text().split()[:3], "block": args.block, "layers": {},
+           "workload": "synthetic: random weights (seed 0) and random spike maps (seed 1), no model"}
     for name, (layer, in_shape) in layers().items():
         o_shape = output_shape(layer, in_shape)
         g = synapses.geometry(layer, in_shape, o_shape)
@@ -52,7 +62,8 @@ def main() -> int:
         if layer.kind == "conv2d":
             w, ytab, xtab = synapses.conv_rows(layer, g)
             cs = np.empty(int(g[synapses.G_IC]), np.int64)
-            paths = {"events": lambda s, c: [synapses.conv_spikes(g, w, ytab, xtab, s[b], c[b], cs) for b in range(len(s))],
+            paths = {"events": lambda s, c: [synapses.conv_spikes(g, w, ytab, xtab, s[b], c[b], cs)
+                                             for b in range(len(s))],
                      "dense": lambda s, c: [synapses.conv_all(g, w, ytab, xtab, s[b], c[b]) for b in range(len(s))]}
         else:
             w = np.ascontiguousarray(layer.weights).ravel()
@@ -113,6 +124,9 @@ def main() -> int:
               {r: round(v["events"] / v["gemm"], 2) for r, v in rows.items()}, flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.record:
+        record.finish(out)
+        record.write(args.record)
     return 0
 
 
