@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/node_soak.py [--seconds 20] [--fps 30] [--query-hz 5] [--budget 0.01]
         [--policy latest|finish] [--timesteps 0] [--publish-every 1] [--sample 10] [--json out.json]
+        [--model DIR|default] [--record results/NAME.json]
 
 The node starts from the launch file (like the tests and node_bench.py, isolated with `unshare -n` where
 permitted, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, ROS_DOMAIN_ID=79). A publisher thread streams real
@@ -32,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from node_bench import ROOT, pct, reexec_in_ros_env, rss_mb  # noqa: E402
+from record import Record, model_identity  # noqa: E402
 
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("NODE_SOAK_DOMAIN_ID", "79")
 
@@ -91,9 +93,8 @@ def run(args) -> dict:
         for st in m.status:
             if "anytime classifier" in st.name:
                 with lock:
-                    diags.append({kv.key: kv.value for kv in st.values} | {"_level": int.from_bytes(st.level, "little")
-                                                                            if isinstance(st.level, bytes)
-                                                                            else int(st.level)})
+                    level = int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level)
+                    diags.append({kv.key: kv.value for kv in st.values} | {"_level": level})
                     del diags[:-5]
 
     node.create_subscription(AnytimeClassification, "classification", on_cls,
@@ -166,7 +167,8 @@ def run(args) -> dict:
                 r = fut.result() if fut.done() else None
                 if r is None:
                     qsrv.remove_pending_request(fut)
-                queries.append(None if r is None else (rtt, r.deadline_met, describe(r.result, r.error), r.result.timestep))
+                queries.append(None if r is None
+                               else (rtt, r.deadline_met, describe(r.result, r.error), r.result.timestep))
                 if len(queries) > 200_000:
                     del queries[:100_000]
                 q += 1
@@ -274,7 +276,7 @@ def report(r: dict) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="default", help="bundle directory, or `default` (the node's bundled model)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--query-hz", type=float, default=5.0, help="deadline queries per second (0 = none)")
@@ -288,15 +290,28 @@ def main():
     ap.add_argument("--node-log", help="write the node's output here")
     ap.add_argument("--verbose", action="store_true", help="print every sample")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, "
+                                     "machine, load) to this JSON file")
     args = ap.parse_args()
     if args.fps <= 0:
         ap.error("--fps must be > 0")
     if not os.environ.get("NODE_BENCH_INNER"):
         sys.exit(reexec_in_ros_env(sys.argv[1:], script=__file__))
+    from spike_perception.model_path import resolve_model
+
+    try:
+        model_dir = resolve_model(args.model)
+    except FileNotFoundError as e:
+        sys.exit(f"node_soak.py: --model {args.model}: {e}")
+    record = Record(model_dir)
     r = run(args)
+    r["model_identity"] = model_identity(model_dir)
     print(report(r))
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=1, default=str))
+    if args.record:
+        record.finish(json.loads(json.dumps(r, default=str)))
+        record.write(args.record)
     ok = r["node_alive_at_end"] and r["node_exit_code"] == 0 and r["queries"]["unanswered"] == 0
     sys.exit(0 if ok else 1)
 
