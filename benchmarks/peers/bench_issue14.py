@@ -3,10 +3,12 @@ plain NumPy time-stepped loop (a script, not a test).
 
     benchmarks/peers/setup.sh        # once: the peers' venv (optional; without it the peers are skipped)
     .venv/bin/python benchmarks/peers/bench_issue14.py [--workloads conv,dense] [--rounds 3]
+        [--model models/default] [--record results/NAME.json]
 
 Workloads (real MNIST test images, T = 100, V0 = 0.5, reset by subtraction): ``conv``, the net of issue 14
 (28x28x1 -> 3x3/32 s1 -> 3x3/32 s2 -> 3x3/64 s1 -> 3x3/64 s2 -> dense 10, zero padding 1, gains fitted for
-~10 % firing; benchmarks/conv_workload.py) and ``dense``, the bundled 784-1200-1200-10 model with V0 = 0.5. Modes: a
+~10 % firing; benchmarks/conv_workload.py: synthetic, random weights by design) and ``dense``, the model ``--model``
+(default the bundled 784-1200-1200-10 ``models/default``; a missing bundle is an error) with V0 = 0.5. Modes: a
 batch (``--batch`` images per call: 50 conv, 250 dense) and one frame per call (T steps of one image).
 
 Before anything is timed, every simulator's per-neuron spike counts of every hidden layer and its
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_peers import Worker, agrees, compare, export_network, loadavg, timed  # noqa: E402
 from conv_workload import conv_workload  # noqa: E402
+from record import Record, model_identity, require_model  # noqa: E402
 
 from anytime_snn.convert.convert import network_input  # noqa: E402
 from anytime_snn.data import load_mnist  # noqa: E402
@@ -210,13 +213,19 @@ def main() -> int:
     ap.add_argument("--tchunk", type=int, default=25, help="the peers' multi-step time chunk")
     ap.add_argument("--peer-python", type=Path, default=HERE / ".venv" / "bin" / "python")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "issue14.json")
+    ap.add_argument("--model", default="models/default", help="the dense workload's bundle (default models/default)")
+    ap.add_argument("--record", help="write the numbers with their provenance (command, commit, model hash, "
+                                     "machine, load) to this JSON file")
     args = ap.parse_args()
+    model_dir = require_model(args.model) if "dense" in args.workloads.split(",") else None
+    record = Record(model_dir)
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     steps = args.steps
     images, _ = load_mnist("test")
     out = {"command": " ".join([".venv/bin/python", "benchmarks/peers/bench_issue14.py", *sys.argv[1:]]),
            "loadavg_before": loadavg(), "cpus": os.cpu_count(), "steps": steps,
-           "numpy_loop_float64_matches_reference": loop_matches_reference(), "workloads": {}}
+           "numpy_loop_float64_matches_reference": loop_matches_reference(), "workloads": {},
+           "dense_model": model_identity(model_dir), "conv_model": "synthetic: conv_workload('pad1')"}
     assert out["numpy_loop_float64_matches_reference"]
     peers_available = args.peer_python.exists()
     if not peers_available:
@@ -224,7 +233,7 @@ def main() -> int:
     for name in args.workloads.split(","):
         # V0 = 0.5 everywhere: SpikingJelly's half-threshold IF neuron has no per-neuron V0 (the bundled
         # model's optimized V0 is per neuron)
-        bundle = conv_workload("pad1") if name == "conv" else load_bundle(ROOT / "models" / "default").with_v0(0.5)
+        bundle = conv_workload("pad1") if name == "conv" else load_bundle(model_dir).with_v0(0.5)
         batch = args.batch or (50 if name == "conv" else 250)
         x = network_input(bundle, images[:batch])
         xc, xf = x[:args.check_images], x[:args.frames]
@@ -246,8 +255,8 @@ def main() -> int:
         peers = []
         if peers_available:
             export_network(bundle, Path(tmp.name) / "net.npz")
-            np.save(Path(tmp.name) / "x.npy", np.ascontiguousarray(x.transpose(0, 3, 1, 2) if x.ndim == 4 else x,
-                                                                    np.float32))
+            x_peer = np.ascontiguousarray(x.transpose(0, 3, 1, 2) if x.ndim == 4 else x, np.float32)
+            np.save(Path(tmp.name) / "x.npy", x_peer)
             worker = Worker(args.peer_python)
             info = worker(cmd="load", network=str(Path(tmp.name) / "net.npz"), inputs=str(Path(tmp.name) / "x.npy"),
                           threads=2)
@@ -258,7 +267,8 @@ def main() -> int:
                 d = np.load(f)
                 counts = [d[f"counts{i}"].astype(np.int64) for i in range(len(want[0]))]
                 checks[peer] = compare(counts, np.argmax(d["v_out"], -1), *want)
-                checks[peer + "_one_frame_prediction_match"] = float(np.mean(np.argmax(d["v_out_stream"], -1) == want[1]))
+                checks[peer + "_one_frame_prediction_match"] = float(np.mean(np.argmax(d["v_out_stream"], -1)
+                                                                             == want[1]))
                 if agrees(checks[peer]) and checks[peer + "_one_frame_prediction_match"] >= 0.99:
                     peers.append(peer)
         res["checks"] = checks
@@ -319,6 +329,9 @@ def main() -> int:
     print(json.dumps({k: out[k] for k in ("loadavg_before", "loadavg_after")}))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")
+    if args.record:
+        record.finish(out)
+        record.write(args.record)
     return 0
 
 

@@ -3,9 +3,12 @@
     benchmarks/peers/setup.sh                      # once: the peers' own venv (optional, needs network)
     .venv/bin/python benchmarks/peers/bench_peers.py --workload dense
     .venv/bin/python benchmarks/peers/bench_peers.py --workload conv
+        [--model models/default] [--record results/NAME.json]   (--model: the dense workload's bundle)
 
 Runs in the project's venv; the peers (SpikingJelly, sinabs, a plain-PyTorch roofline) run in a worker
 process in ``benchmarks/peers/.venv`` (see ``peer_worker.py``), fed the bundle's weights as an .npz.
+Workloads: ``dense``, the model ``--model`` (default ``models/default``; a missing bundle is an error, never
+replaced by another network); ``conv``, ``bench_engines.conv_network(seed=0)`` (synthetic: random weights by design).
 One run per workload:
 1. equivalence first: per-neuron spike counts of every hidden layer and the prediction at every step
    on a few MNIST test images, for our engines and each peer, against the float64 NumPy reference
@@ -36,6 +39,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_engines import conv_network, dense_network  # noqa: E402
+from record import Record, model_identity, require_model  # noqa: E402
 
 from anytime_snn.convert.convert import network_input  # noqa: E402
 from anytime_snn.data import load_mnist  # noqa: E402
@@ -71,7 +75,8 @@ def export_network(bundle: Bundle, path: Path) -> None:
             zero_pad, shape = layer.pad, out
             continue
         if layer.kind not in ("flatten", "dense", "conv2d", "depthwise_conv2d") or layer.skip is not None:
-            raise ValueError(f"the peers' export has no {layer.kind} layer{' with a residual input' if layer.skip else ''}")
+            residual = " with a residual input" if layer.skip else ""
+            raise ValueError(f"the peers' export has no {layer.kind} layer{residual}")
         if layer.kind == "flatten" and len(shape) == 3:
             flattened_from = shape
         if layer.weighted:
@@ -277,7 +282,8 @@ def main() -> int:
     ap.add_argument("--workload", choices=("dense", "conv"), required=True)
     ap.add_argument("--images", type=int, default=1000, help="batched: images (MNIST test set, first N)")
     ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--batch", type=int, default=100, help="batch of the peers, the rooflines and our engine's second run")
+    ap.add_argument("--batch", type=int, default=100,
+                    help="batch of the peers, the rooflines and our engine's second run")
     ap.add_argument("--tchunk", type=int, default=25, help="peers' multi-step time chunk (bounds T x batch memory)")
     ap.add_argument("--stream-images", type=int, default=5, help="batch 1: images simulated one after the other")
     ap.add_argument("--check-images", type=int, default=8)
@@ -288,21 +294,27 @@ def main() -> int:
     ap.add_argument("--peer-python", type=Path, default=HERE / ".venv" / "bin" / "python")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "peers.json")
     ap.add_argument("--name", help="key of this run in --json (default: the workload)")
+    ap.add_argument("--model", default="models/default", help="the dense workload's bundle (default models/default)")
+    ap.add_argument("--record", help="write this run's numbers with their provenance (command, commit, model hash, "
+                                     "machine, load) to this JSON file")
     args = ap.parse_args()
+    model_dir = require_model(args.model) if args.workload == "dense" else None
+    record = Record(model_dir)
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     if not args.peer_python.exists():
         sys.exit(f"{args.peer_python} missing: run benchmarks/peers/setup.sh first")
 
     started = time.time()
     if args.workload == "dense":
-        bundle, name = dense_network()
+        bundle, name = dense_network(model_dir)
     else:
         bundle, name = conv_network(), "conv_network(seed=0) from benchmarks/bench_engines.py"
     images, _ = load_mnist("test")
     xin = network_input(bundle, images[: max(args.images, args.check_images, args.stream_images)])
     steps = args.steps
     res: dict = {
-        "workload": args.workload, "model": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "workload": args.workload, "model": name, "model_identity": model_identity(model_dir),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", "benchmarks/peers/bench_peers.py", *sys.argv[1:]]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs)",
         "loadavg_before": loadavg(), "images": args.images, "steps": steps, "batch": args.batch,
@@ -368,7 +380,8 @@ def main() -> int:
             stream = {
                 "ours_streaming_k1": timed(streaming(1)),
                 f"ours_streaming_k{steps}": timed(streaming(steps)),
-                "numpy_roofline_batch1": timed(lambda: [numpy_roofline(bundle, xs[j:j + 1], steps, 1)() for j in range(m)]),
+                "numpy_roofline_batch1": timed(lambda: [numpy_roofline(bundle, xs[j:j + 1], steps, 1)()
+                                                        for j in range(m)]),
                 "torch_roofline_batch1": remote("torch_roofline", args.stream_threads, mode="stream", n=m),
             }
             for p in peers:
@@ -383,7 +396,8 @@ def main() -> int:
     ours_b = max(b["ours_numba_engine"], b["ours_tf_engine"], b[f"ours_tf_engine_batch{args.batch}"])
     res["ratios_batched_ours_best_vs"] = {k: ours_b / v for k, v in b.items() if not k.startswith("ours")}
     res["ratios_stream_ours_k1_vs"] = {k: s["ours_streaming_k1"] / v for k, v in s.items() if not k.startswith("ours")}
-    res["ratios_stream_ours_kT_vs"] = {k: s[f"ours_streaming_k{steps}"] / v for k, v in s.items() if not k.startswith("ours")}
+    res["ratios_stream_ours_kT_vs"] = {k: s[f"ours_streaming_k{steps}"] / v for k, v in s.items()
+                                       if not k.startswith("ours")}
     res["loadavg_after"] = loadavg()
     res["wall_s"] = round(time.time() - started, 1)
     print(json.dumps({k: res[k] for k in res if k != "equivalence"}, indent=1))
@@ -391,6 +405,9 @@ def main() -> int:
     all_res = json.loads(args.json.read_text()) if args.json.is_file() else {}
     all_res[args.name or args.workload] = res
     args.json.write_text(json.dumps(all_res, indent=1) + "\n")
+    if args.record:
+        record.finish(res)
+        record.write(args.record)
     return 0
 
 
