@@ -243,14 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="do not write; exit 1 with a diff where a doc differs")
     ap.add_argument("--unrecorded", action="store_true",
                     help="print the lines stating a measured number outside rendered blocks that are not in "
-                         "docs/unrecorded.txt, in that file's format; exit 1 if there are any")
+                         "docs/unrecorded.txt, in that file's format, then its stale entries; exit 1 if any")
     args = ap.parse_args(argv)
     if args.unrecorded:
         allowed = allowlist()
-        missing = [f"{rel(p)}: {line}" for p in docs() for _, line in unrecorded(p)
-                   if f"{rel(p)}: {line}" not in allowed]
+        current = [f"{rel(p)}: {line}" for p in docs() for _, line in unrecorded(p)]
+        missing = [entry for entry in current if entry not in allowed]
+        stale = sorted(allowed - set(current))
         print("\n".join(missing))
-        return 1 if missing else 0
+        if stale:
+            print("\n# stale entries of docs/unrecorded.txt (their line changed or no longer states a number):\n"
+                  + "\n".join(stale))
+        return 1 if missing or stale else 0
     differ = 0
     for p in docs():
         old = p.read_text()
