@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import kinds
 from .layers import Layer, NeuronConfig, chain_shapes
 
 SCHEMA_VERSION = 2  # the newest version written and read
 # Version 1: a plain chain of weighted layers and flatten. Version 2 adds zero_pad2d, max_pool2d and
-# residual inputs (skip); a bundle that uses none of them is still written as version 1, so older
-# readers keep loading it, while they refuse (rather than misread) one that does.
-FEATURE_SCHEMA_VERSION = 2
+# residual inputs (skip). A bundle is written with the oldest version that holds all its kinds and
+# fields (``since`` in kinds.py), so older readers keep loading it, while they refuse (rather than
+# misread) one that uses something newer.
 FORMAT_NAME = "anytime-snn-bundle"
 
 
@@ -66,8 +67,7 @@ class Bundle:
     @property
     def schema_version(self) -> int:
         """The oldest schema that can represent this bundle (what :func:`save_bundle` writes)."""
-        new = any(l.kind in ("zero_pad2d", "max_pool2d") or l.skip is not None for l in self.layers)
-        return FEATURE_SCHEMA_VERSION if new else 1
+        return max((kinds.schema_version(layer) for layer in self.layers), default=1)
 
     def shapes(self) -> list[tuple[int, ...]]:
         return chain_shapes(self.input.shape, self.layers)

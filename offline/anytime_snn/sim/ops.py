@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..model import kinds
 from ..model.layers import Layer, output_shape, same_padding
 
 
@@ -42,28 +43,10 @@ def linear(layer: Layer, x: np.ndarray) -> np.ndarray:
 def fanout(layer: Layer, in_shape: tuple[int, ...]) -> np.ndarray:
     """Number of non-zero outgoing synapses into ``layer`` of every neuron of its input (int64, in_shape).
 
-    A spike of input neuron j causes ``fanout[j]`` synaptic events. For convolutions this depends on
-    the position (borders, stride, padding): it is the transposed convolution of an all-ones output
-    with the kernel's non-zero mask.
+    A spike of input neuron j causes ``fanout[j]`` synaptic events. Each kind defines its own in the kind
+    table (for convolutions it depends on the position: borders, stride, padding).
     """
-    w = layer.weights
-    if layer.kind == "dense":
-        return np.count_nonzero(w, axis=1).astype(np.int64).reshape(in_shape)
-    h, wd, c = in_shape
-    kh, kw = w.shape[:2]
-    sh, sw = layer.strides
-    per_offset = np.count_nonzero(w, axis=3) if layer.kind == "conv2d" else (w[..., 0] != 0).astype(np.int64)
-    if layer.padding == "same":
-        (pt, pb), (pl, pr) = same_padding(h, kh, sh), same_padding(wd, kw, sw)
-    else:
-        pt = pb = pl = pr = 0
-    hp, wp = h + pt + pb, wd + pl + pr
-    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    acc = np.zeros((hp, wp, c), np.int64)
-    for a in range(kh):
-        for b in range(kw):
-            acc[a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, :] += per_offset[a, b]
-    return acc[pt:pt + h, pl:pl + wd, :]
+    return kinds.fanout(layer, in_shape)
 
 
 def zero_pad(x: np.ndarray, layer: Layer) -> np.ndarray:
