@@ -8,7 +8,11 @@ import sys
 
 
 def main(path: str) -> None:
-    r = json.load(open(path))
+    table(json.load(open(path)))
+
+
+def table(r: dict) -> None:
+    """Print the tables of one bench_engines.py result (its --json, or the numbers of its --record)."""
     print(f"Run: {r['images']} images x {r['steps']} steps on {r['machine']}; dense model: {r['dense_model']}.\n")
     print("| workload | numba engine | TF engine | plain XLA loop | plain XLA loop with events | dense roofline (BLAS) "
           "| numba / plain loop | numba / TF engine | numba / roofline |")
@@ -17,7 +21,8 @@ def main(path: str) -> None:
         d = r[name]
         print(f"| {name} (image-timesteps/s) | {d['numba_engine_image_steps_per_s']:,.0f} | "
               f"{d['tf_engine_image_steps_per_s']:,.0f} | {d['plain_xla_loop_image_steps_per_s']:,.0f} | "
-              f"{d['plain_xla_loop_with_events_image_steps_per_s']:,.0f} | {d['dense_roofline_image_steps_per_s']:,.0f} | "
+              f"{d['plain_xla_loop_with_events_image_steps_per_s']:,.0f} | "
+              f"{d['dense_roofline_image_steps_per_s']:,.0f} | "
               f"{d['ratio_numba_engine_vs_plain_xla_loop']:.2f}× | {d['ratio_numba_engine_vs_tf_engine']:.2f}× | "
               f"{d['ratio_numba_engine_vs_dense_roofline']:.2f}× |")
     print()

@@ -18,7 +18,9 @@ of claims still to be re-measured into a record) or tests/test_docs_records.py f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import io
 import json
 import re
 import sys
@@ -188,8 +190,32 @@ def node_bench(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def _printed(fn, *args) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        fn(*args)
+    return buf.getvalue().rstrip("\n")
+
+
+def engines(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/bench_engines.py --record: engines_table.py's tables, one record each."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import engines_table
+
+    return "\n\n".join(_printed(engines_table.table, r["numbers"]) for _, r in records) + "\n\n" + provenance(records)
+
+
+def peers(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/peers/bench_peers.py --record: peers_table.py's tables, one run per record (named by the record)."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
+    import peers_table
+
+    runs = {Path(p).stem: r["numbers"] for p, r in records}
+    return _printed(peers_table.tables, runs) + "\n\n" + provenance(records)
+
+
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
-                                     node_bench)}
+                                     node_bench, engines, peers)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

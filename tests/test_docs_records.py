@@ -96,3 +96,23 @@ def test_check_mode_reports_a_drifted_doc(tmp_path, monkeypatch, capsys):
     assert render_docs.main(["--check"]) == 1
     assert "99,999" in capsys.readouterr().out
     assert render_docs.main([]) == 0 and doc.read_text() == good
+
+
+def test_peers_and_engines_templates_render_benchmark_records():
+    """The templates for bench_peers.py / bench_engines.py --record (no such record is committed yet): fed the
+    committed peers.json runs as records' numbers."""
+    runs = json.loads((ROOT / "benchmarks" / "results" / "peers.json").read_text())
+    meta = {"command": "c", "commit": "0" * 40, "machine": {"cores": 2, "cpu": "cpu"}, "date": "2026-01-01T00:00:00Z",
+            "load_average_before": [1.0] * 3, "load_average_after": [1.0] * 3, "wall_seconds": 1.0, "model": None}
+    text = render_docs.peers([(f"results/peers_{k}.json", dict(meta, numbers=v)) for k, v in runs.items()])
+    assert "| workload | ours: best engine |" in text and text.count("- `results/peers_") == len(runs)
+    row = {k: 2.0 for k in ("numba_engine", "tf_engine", "plain_xla_loop", "plain_xla_loop_with_events",
+                            "dense_roofline")}
+    d = {f"{k}_image_steps_per_s": v for k, v in row.items()}
+    d |= {f"ratio_numba_engine_vs_{k}": 1.0 for k in ("plain_xla_loop", "tf_engine", "dense_roofline")}
+    d |= {k: 1.0 for k in ("ratio_tf_engine_vs_plain_xla", "ratio_tf_engine_vs_plain_xla_with_events",
+                           "ratio_tf_engine_vs_roofline", "streaming_chunk1_steps_per_s",
+                           "streaming_chunk10_steps_per_s", "streaming_chunk100_steps_per_s")}
+    numbers = {"images": 2, "steps": 2, "machine": "m", "dense_model": "models/default", "dense": d, "conv": d}
+    text = render_docs.engines([("results/engines.json", dict(meta, numbers=numbers))])
+    assert "| dense (image-timesteps/s) | 2 | 2 |" in text and "`results/engines.json`" in text

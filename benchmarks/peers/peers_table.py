@@ -14,7 +14,12 @@ def pct(values) -> str:
 
 
 def main(path: str) -> None:
-    results = json.load(open(path))
+    tables(json.load(open(path)))
+
+
+def tables(results: dict) -> None:
+    """Print the tables of bench_peers.py runs: {name: one run's result (its --json's entry, or its --record's
+    numbers)}."""
     order = ("dense", "conv", "dense_torch_1thread", "conv_torch_1thread")
     keys = [k for k in order if k in results] + sorted(k for k in results if k not in order)
     runs = []
@@ -24,7 +29,8 @@ def main(path: str) -> None:
         print(f"- {r['workload']}: `{r['command']}` — {r['date']}, {r['machine']}, load average "
               f"{r['loadavg_before'][0]} before / {r['loadavg_after'][0]} after, {r['wall_s']:.0f} s; "
               f"{r['images']} images x {r['steps']} steps, batch {r['batch']} (our engine also with its own chunking, "
-              f"at most {r['tf_engine_chunk']} per chunk), peers' time chunk {r['tchunk']}, batch 1 on {r['stream_images']} images; "
+              f"at most {r['tf_engine_chunk']} per chunk), peers' time chunk {r['tchunk']}, "
+              f"batch 1 on {r['stream_images']} images; "
               f"best of {r['rounds']} after a warm-up; torch threads {r['torch_threads']} batched, "
               f"{r.get('stream_torch_threads', 1)} at batch 1")
     v = runs[0]["peer_versions"]
@@ -45,7 +51,8 @@ def main(path: str) -> None:
               f"{pct([t['prediction_match_all_steps']])} |")
         if "ours_numba_engine_vs_reference" in e:
             u = e["ours_numba_engine_vs_reference"]
-            print(f"| | ours, numba engine | layer totals {'equal' if u['total_spikes_per_layer_match'] else 'differ'} | "
+            totals = "equal" if u["total_spikes_per_layer_match"] else "differ"
+            print(f"| | ours, numba engine | layer totals {totals} | "
                   f"{pct([u['prediction_match_all_steps']])} |")
         for p in ("spikingjelly", "sinabs"):
             c = e[p]["batched_vs_reference"]
@@ -63,8 +70,9 @@ def main(path: str) -> None:
         g = lambda k: f"{b[k]:,.0f}" if k in b else "—"  # noqa: E731
         x = lambda k: f"{q[k]:.2f}×" if k in q else "—"  # noqa: E731
         best = max((v, k) for k, v in b.items() if k.startswith("ours"))[1].replace("ours_", "").replace("_", " ")
-        print(f"| {r['workload']} | {ours:,.0f} ({best}) | {g('spikingjelly')} | {g('sinabs')} | {g('torch_roofline')} | "
-              f"{g('torch_roofline_1thread')} | {g('numpy_roofline')} | {x('spikingjelly')} | {x('sinabs')} | {x('torch_roofline')} |")
+        print(f"| {r['workload']} | {ours:,.0f} ({best}) | {g('spikingjelly')} | {g('sinabs')} | "
+              f"{g('torch_roofline')} | {g('torch_roofline_1thread')} | {g('numpy_roofline')} | "
+              f"{x('spikingjelly')} | {x('sinabs')} | {x('torch_roofline')} |")
     print()
 
     print("Batch 1 (streaming), timesteps/s:\n")
