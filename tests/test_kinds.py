@@ -107,3 +107,18 @@ def test_fanout_counts_the_synapses_of_the_synaptic_map(kind, k, stride, padding
                   strides=(stride, stride), padding=padding)
     np.testing.assert_array_equal(fanout(layer, in_shape), _brute_fanout(layer, in_shape))
     np.testing.assert_array_equal(ops.fanout(layer, in_shape), fanout(layer, in_shape))
+
+
+def test_a_field_newer_than_the_file_is_refused_by_name(tmp_path):
+    """A residual input (schema 2) in a file that says schema 1 is refused, not dropped."""
+    from anytime_snn.model.io import _manifest_digest
+
+    bundle = random_bundle(NetSpec(convs=(("conv2d", 3, 3, 1, "same"), ("residual", 3, 0, 1, "same"))), 0)
+    path = save_bundle(bundle, tmp_path / "r")
+    m = json.loads((path / MANIFEST).read_text())
+    assert m["schema_version"] == 2 and any("skip" in layer for layer in m["layers"])
+    m["schema_version"] = 1
+    m["manifest_sha256"] = _manifest_digest(m)
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"'skip' needs schema version 2.*\.skip"):
+        load_bundle(path)
