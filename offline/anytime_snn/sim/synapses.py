@@ -128,36 +128,6 @@ if numba is not None:
         return lo, hi
 
     @_jit
-    def add_event(g, w, j, out):  # pragma: no cover - compiled
-        """out += the synapses of input neuron j (one spike), outputs ascending."""
-        kind = g[G_KIND]
-        if kind == DENSE:
-            nout = g[G_NOUT]
-            row = w[j * nout:(j + 1) * nout]
-            for c in range(nout):
-                out[c] += row[c]
-            return
-        ic, oc, kw, sh, sw, ow = g[G_IC], g[G_OC], g[G_KW], g[G_SH], g[G_SW], g[G_OW]
-        y, rem = divmod(j, g[G_IW] * ic)
-        x, c = divmod(rem, ic)
-        yp, xp = y + g[G_PT], x + g[G_PL]
-        y0, y1 = window(yp, g[G_KH], sh, g[G_OH])
-        x0, x1 = window(xp, kw, sw, ow)
-        for oy in range(y0, y1):
-            ky = yp - oy * sh
-            for ox in range(x0, x1):
-                kx = xp - ox * sw
-                if kind == CONV:
-                    wb = ((ky * kw + kx) * ic + c) * oc
-                    ob = (oy * ow + ox) * oc
-                    wr = w[wb:wb + oc]
-                    orow = out[ob:ob + oc]
-                    for co in range(oc):
-                        orow[co] += wr[co]
-                else:
-                    out[(oy * ow + ox) * oc + c] += w[(ky * kw + kx) * ic + c]
-
-    @_jit
     def add_analog(g, w, j, value, out):  # pragma: no cover - compiled
         """out += value x the synapses of input neuron j (an analog input), outputs ascending."""
         kind = g[G_KIND]
@@ -186,6 +156,12 @@ if numba is not None:
                         orow[co] += value * wr[co]
                 else:
                     out[(oy * ow + ox) * oc + c] += value * w[(ky * kw + kx) * ic + c]
+
+    @_jit
+    def add_event(g, w, j, out):  # pragma: no cover - compiled
+        """out += the synapses of input neuron j (one spike), outputs ascending: ``add_analog`` with
+        value 1, which is exact (w * 1.0 == w, and a float32 sum rounded from float64 is the float32 sum)."""
+        add_analog(g, w, j, 1.0, out)
 
     @_jit
     def add_spikes(g, w, src, out):  # pragma: no cover - compiled
