@@ -286,7 +286,8 @@ def run(args) -> dict:
             fut = call(req)
             rtt = time.monotonic() - t_call
             r = fut.result()
-            rows.append((b, rtt, r.deadline_met, r.result.elapsed.sec + r.result.elapsed.nanosec * 1e-9, r.result.timestep,
+            elapsed = r.result.elapsed.sec + r.result.elapsed.nanosec * 1e-9
+            rows.append((b, rtt, r.deadline_met, elapsed, r.result.timestep,
                          r.result.top_class == labels[q % len(labels)], describe(r.result, r.error), mode))
         time.sleep(1.1)
         with lock:
@@ -350,9 +351,9 @@ def report(r: dict) -> str:
                      "round trip - node elapsed p50/p99/max "
                      + "/".join(f"{v:.2f}" for v in d["answer_delivery_p50_p99_max_ms"]) + " ms")
         for k, v in d["per_budget"].items():
-            lines.append(f"  budget {k:>5}: n={v['n']:4d}, within+2ms {v['within_budget_plus_2ms']:6.1%}, rtt p50/p99/max "
-                         f"{v['rtt_p50_ms']:.2f}/{v['rtt_p99_ms']:.2f}/{v['rtt_max_ms']:.2f} ms, median "
-                         f"{v['median_timesteps']:.0f} timesteps, accuracy {v['accuracy']:.1%}")
+            lines.append(f"  budget {k:>5}: n={v['n']:4d}, within+2ms {v['within_budget_plus_2ms']:6.1%}, "
+                         f"rtt p50/p99/max {v['rtt_p50_ms']:.2f}/{v['rtt_p99_ms']:.2f}/{v['rtt_max_ms']:.2f} ms, "
+                         f"median {v['median_timesteps']:.0f} timesteps, accuracy {v['accuracy']:.1%}")
     if "soak" in r:
         s = r["soak"]
         lines.append(f"30 fps soak: {s['seconds']:g} s, {s['frames_sent']} frames, node alive {s['node_alive']}, "
@@ -388,7 +389,12 @@ def main():
     from record import Record
     from spike_perception.model_path import resolve_model
 
-    record = Record(resolve_model(args.model))
+    try:
+        model_dir = resolve_model(args.model)
+    except FileNotFoundError as e:
+        sys.exit(f"{Path(__file__).name}: --model {args.model}: {e}")
+    args.model = str(model_dir)
+    record = Record(model_dir)
     r = run(args)
     print(report(r))
     if args.json:

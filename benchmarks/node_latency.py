@@ -243,7 +243,12 @@ def main():
         sys.exit(reexec_in_ros_env(sys.argv[1:], script=__file__))
     from spike_perception.model_path import resolve_model
 
-    record = Record(resolve_model(args.model))
+    try:
+        model_dir = resolve_model(args.model)
+    except FileNotFoundError as e:
+        sys.exit(f"{Path(__file__).name}: --model {args.model}: {e}")
+    args.model = str(model_dir)
+    record = Record(model_dir)
     r = run(args)
     la = r["load_average"]
     print(f"{r['queries']} queries ({r['deadline']} deadlines, {r['hogs']} CPU hogs), load average "
