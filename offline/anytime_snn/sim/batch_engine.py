@@ -276,8 +276,8 @@ def _graph(bundle: Bundle) -> list[tuple]:
 
 if numba is not None:
     from .neuron import fire, prediction, step
-    from .synapses import (add_analog, add_dense_all, add_dense_rows, add_event, conv_all, conv_spikes, count_events,
-                           window)
+    from .synapses import (add_analog, add_dense_all, add_dense_rows, conv_all, conv_spikes, count_events,
+                           depthwise_all, window)
 
     _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -449,14 +449,10 @@ if numba is not None:
                                     conv_all(m, wr, ytab, xtab, s[b], current[b])
                                 else:
                                     conv_spikes(m, wr, ytab, xtab, s[b], current[b], cs)
-                        else:
+                        else:  # depthwise: every channel of a pixel at once, branch-free
                             wl = weights[m[WOFF]:m[WEND]]
                             for b in range(nb):
-                                sb = s[b]
-                                cb = current[b]
-                                for j in range(nin):
-                                    if sb[j]:
-                                        add_event(m, wl, j, cb)
+                                depthwise_all(m, wl, s[b], current[b])
                 lb = bias[noff:noff + nout]
                 for b in range(nb):
                     cb = current[b]

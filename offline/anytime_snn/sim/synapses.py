@@ -158,19 +158,6 @@ if numba is not None:
                     out[(oy * ow + ox) * oc + c] += value * w[(ky * kw + kx) * ic + c]
 
     @_jit
-    def add_event(g, w, j, out):  # pragma: no cover - compiled
-        """out += the synapses of input neuron j (one spike), outputs ascending: ``add_analog`` with
-        value 1, which is exact (w * 1.0 == w, and a float32 sum rounded from float64 is the float32 sum)."""
-        add_analog(g, w, j, 1.0, out)
-
-    @_jit
-    def add_spikes(g, w, src, out):  # pragma: no cover - compiled
-        """out += the synapses of every spike in the bool vector ``src``, inputs ascending."""
-        for j in range(src.shape[0]):
-            if src[j]:
-                add_event(g, w, j, out)
-
-    @_jit
     def add_dense_rows(src, w, nin, nout, nb, current):  # pragma: no cover - compiled
         """current[b] += weight row j for every (b, j) with src[b, j]: row j is loaded once for the
         whole block of samples (it stays in cache across them); inputs ascending per sample."""
@@ -216,6 +203,35 @@ if numba is not None:
                         for e in range(length):
                             orow[e] += f * wrow[e]
                 j += ic
+
+    @_jit
+    def depthwise_all(g, w, src, out):  # pragma: no cover - compiled
+        """out += the synapses of the bool spike vector ``src`` through a depthwise convolution (``w``: the
+        flat (kh, kw, C) kernel). Pixel by pixel, every channel times 0 or 1 into each window output's
+        contiguous run of C currents: branch-free and vectorized over channels, where one spike adds a
+        single float (a 2x2 stride-2 pool window is one output). Inputs stay in ascending order for every
+        output and x + 0 * w == x, so the floats are those of one add per spike."""
+        ih, iw, ic, oh, ow = g[G_IH], g[G_IW], g[G_IC], g[G_OH], g[G_OW]
+        kh, kw, sh, sw, pt, pl = g[G_KH], g[G_KW], g[G_SH], g[G_SW], g[G_PT], g[G_PL]
+        j = 0
+        for y in range(ih):
+            yp = y + pt
+            oy0, oy1 = window(yp, kh, sh, oh)
+            for x in range(iw):
+                xp = x + pl
+                ox0, ox1 = window(xp, kw, sw, ow)
+                srow = src[j:j + ic]
+                j += ic
+                for oy in range(oy0, oy1):
+                    ky = yp - oy * sh
+                    for ox in range(ox0, ox1):
+                        wb = (ky * kw + xp - ox * sw) * ic
+                        ob = (oy * ow + ox) * ic
+                        wrow = w[wb:wb + ic]
+                        orow = out[ob:ob + ic]
+                        for c in range(ic):
+                            f = np.float32(1.0) if srow[c] else np.float32(0.0)
+                            orow[c] += f * wrow[c]
 
     @numba.njit(inline="always", nogil=True, boundscheck=False)
     def count_events(src, fanout):  # pragma: no cover - compiled
@@ -274,8 +290,8 @@ if numba is not None:
             out[i, :] = 0
             if g[G_KIND] == CONV:
                 conv_spikes(g, w, ytab, xtab, spikes[i], out[i], cs)
-            else:
-                add_spikes(g, w, spikes[i], out[i])
+            else:  # depthwise (dense layers take the streaming engine's row sums)
+                depthwise_all(g, w, spikes[i], out[i])
 
     @numba.njit(cache=True, nogil=True, boundscheck=False, parallel=True)
     def _spike_block_parallel(g, w, ytab, xtab, spikes, out):  # pragma: no cover - compiled
@@ -284,5 +300,5 @@ if numba is not None:
             out[i, :] = 0
             if g[G_KIND] == CONV:
                 conv_spikes(g, w, ytab, xtab, spikes[i], out[i], cs)
-            else:
-                add_spikes(g, w, spikes[i], out[i])
+            else:  # depthwise (dense layers take the streaming engine's row sums)
+                depthwise_all(g, w, spikes[i], out[i])
