@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from ..model.bundle import Bundle
-from ..model.layers import Layer, output_shape, same_padding, skip_index
+from ..model.layers import same_padding, skip_index
 from . import ops, synapses
 from .result import EngineResult, checked_inputs
 from .synapses import (CONV, DENSE, DEPTHWISE, G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW,
@@ -98,11 +98,8 @@ class BatchEngine:
     def _structure(self, bundle: Bundle) -> None:
         """The program: one row per layer from the first weighted one, and the buffer table."""
         layers = bundle.layers
-        shapes, shape = [], tuple(bundle.input.shape)
-        for layer in layers:
-            shapes.append(shape)
-            shape = output_shape(layer, shape)
-        out_shapes = shapes[1:] + [shape]
+        out_shapes = bundle.shapes()
+        shapes = [tuple(bundle.input.shape), *out_shapes[:-1]]  # each layer's input
         first = next(k for k, layer in enumerate(layers) if layer.weighted)
         self.prefix = layers[:first]  # shape layers on the analog input (flatten, zero padding)
         self.analog_shape = shapes[first]

@@ -104,11 +104,8 @@ def simulate(bundle: Bundle, x: np.ndarray, timesteps: int, dtype=np.float64) ->
     """
     batch = x.shape[0]
     layers = bundle.layers
-    shapes, shape = [], tuple(bundle.input.shape)
-    for layer in layers:
-        shapes.append(shape)
-        shape = output_shape(layer, shape)
-    out_shapes = shapes[1:] + [shape]
+    out_shapes = bundle.shapes()
+    shapes = [tuple(bundle.input.shape), *out_shapes[:-1]]  # each layer's input
     first = next(k for k, layer in enumerate(layers) if layer.weighted)
     index = {layer.name: k for k, layer in enumerate(layers)}
     mats, biases, v0s, skips, fan_main, fan_skip = {}, {}, {}, {}, {}, {}
