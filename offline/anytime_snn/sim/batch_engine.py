@@ -32,9 +32,10 @@ import numpy as np
 from ..model.bundle import Bundle
 from ..model.layers import same_padding, skip_index
 from . import ops, synapses
+from .compiled import jit, numba, parallel_jit
 from .result import EngineResult, checked_inputs
 from .synapses import (CONV, DENSE, DEPTHWISE, G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW,
-                       G_PL, G_PT, G_SH, G_SIZE, G_SW, numba)
+                       G_PL, G_PT, G_SH, G_SIZE, G_SW)
 
 # Operation codes of the program (weighted kinds share synapses.KIND_CODE).
 FLATTEN, ZERO_PAD, MAX_POOL = 3, 4, 5
@@ -276,15 +277,13 @@ if numba is not None:
     from .synapses import (add_analog, add_dense_all, add_dense_rows, conv_all, conv_spikes, count_events,
                            depthwise_all, window)
 
-    _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-
-    @_jit
+    @jit
     def _ring(ring_all, bufs, buf, nb):  # pragma: no cover - compiled
         """Buffer ``buf`` of this block as (slots, nb, neurons)."""
         off, n, r = bufs[buf, BOFF], bufs[buf, BN], bufs[buf, BR]
         return ring_all[nb * off: nb * (off + n * r)].reshape((r, nb, n))
 
-    @_jit
+    @jit
     def _integrate(current, v, refractory, theta, sub, refrac, slot):  # pragma: no cover - compiled
         """NL-IAF update of one layer for one step (paper eq. 1-2); spikes into ``slot``, spike count per sample.
 
@@ -309,7 +308,7 @@ if numba is not None:
             fired[b] = f
         return fired
 
-    @_jit
+    @jit
     def _events(src, fanout, nb, events, t, b0, spikes):  # pragma: no cover - compiled
         """Add the synaptic events of spike maps ``src`` (nb, n) through fan-out ``fanout`` to
         events[t, b0 + b] and their spikes to spikes[b0 + b] (integers, without branches)."""
@@ -318,7 +317,7 @@ if numba is not None:
             events[t, b0 + b] += e
             spikes[b0 + b] += f
 
-    @_jit
+    @jit
     def _zero_pad(m, src, dst, nb):  # pragma: no cover - compiled
         """The interior of the zero-bordered output map (its border is never written)."""
         ih, iw, ic, ow, pt, pl = m[G_IH], m[G_IW], m[G_IC], m[G_OW], m[G_PT], m[G_PL]
@@ -329,7 +328,7 @@ if numba is not None:
                 o = ((y + pt) * ow + pl) * ic
                 dst[b, o:o + width] = src[b, a:a + width]
 
-    @_jit
+    @jit
     def _max_pool(m, src, dst, state, nb):  # pragma: no cover - compiled
         """Spiking max pool: a unit fires iff the largest spike count of its window grows this step.
 
@@ -361,7 +360,7 @@ if numba is not None:
                             best[o] = cnt
                             out[o] = True
 
-    @_jit
+    @jit
     def _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps,
                         b0, nb, ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters,
                         raster_off, keep):  # pragma: no cover - compiled
@@ -490,7 +489,7 @@ if numba is not None:
                 if record:
                     v_out[t, b0 + b, :] = v[b]
 
-    @numba.njit(cache=True, nogil=True, parallel=True)
+    @parallel_jit
     def _simulate(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, block,
                   ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters, raster_off,
                   keep):  # pragma: no cover

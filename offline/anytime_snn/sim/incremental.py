@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.bundle import Bundle
-from .batch_engine import BatchEngine, numba
+from .batch_engine import BatchEngine
+from .compiled import inline, jit, numba, parallel_jit
 from .result import EngineResult
 
 DEFAULT_MAX_CACHE_BYTES = 2 << 30
@@ -312,13 +313,13 @@ if numba is not None:
 
     from .neuron import prediction, step
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+    @inline
     def _step(v, refr, cur, bias, theta, sub, refrac):  # pragma: no cover - compiled
         """One NL-IAF step of one neuron in the engine's order (the current's sum, then + bias, then V +
         current): (v, refractory left, spiked)."""
         return step(v, refr, cur + bias, theta, sub, refrac)
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    @jit
     def _simulate_alone(analog, x, ptr, idx, w, bias, v0, theta, sub, refrac, delay, steps, skip, first_only, fires,
                         trains):  # pragma: no cover - compiled
         """Neurons (rows of ``w``) simulated alone: input ``x`` (analog, the first layer: the engine's
@@ -353,7 +354,7 @@ if numba is not None:
                 if first_only and fires[b]:
                     break
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    @jit
     def _replace_neurons(ptr, idx, cols, position, trains, reached, fan_old, fan_new, steps, spikes,
                          events):  # pragma: no cover - compiled
         """The CSR with the spikes of neurons ``cols`` (ascending; ``position[c]``: c's index in
@@ -406,7 +407,7 @@ if numba is not None:
                     o += 1
         return out_ptr, out_idx
 
-    @numba.njit(cache=True, nogil=True, parallel=True, boundscheck=False)
+    @parallel_jit
     def _readout(ptr, idx, w, bias, v0, delay, steps, samples, preds):  # pragma: no cover - compiled
         """The output layer (integrators, argmax readout) of ``samples`` from the CSR spikes of its
         input, as the engine computes it: current from zero over the inputs in ascending order, + bias."""
@@ -427,7 +428,7 @@ if numba is not None:
                     v[c] += cur[c] + bias[c]
                 preds[t, s] = prediction(v)
 
-    @numba.njit(cache=True, nogil=True, parallel=True)
+    @parallel_jit
     def _compact(raster, counts):  # pragma: no cover - compiled
         """CSR over (sample, step) rows of a (N, T, neurons) raster, and which neurons fired at all
         in each sample; ``counts``: (T, N) spikes per row."""
@@ -451,7 +452,7 @@ if numba is not None:
                         q += 1
         return ptr, idx, present
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    @jit
     def _merge(ptr_old, idx_old, ptr_new, idx_new, take, steps):  # pragma: no cover - compiled
         """The cached CSR with the rows of samples ``take[b] >= 0`` replaced by those of the new
         run's sample ``take[b]``."""

@@ -16,10 +16,11 @@ simulator tests run both against the reference. ``kernel_set(compiled)`` picks o
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
 import numpy as np
+
+from .compiled import jit, numba
 
 # ----------------------------------------------------------------------------- NumPy
 
@@ -87,17 +88,11 @@ NUMPY = SimpleNamespace(integrate=numpy_integrate, spike_events=numpy_spike_even
 # ----------------------------------------------------------------------------- numba
 
 COMPILED_KERNELS = None
-try:
-    if os.environ.get("ANYTIME_SNN_NO_NUMBA"):
-        raise ImportError("disabled by ANYTIME_SNN_NO_NUMBA")
-    import numba
-
+if numba is not None:
     from .neuron import fire, step
     from .synapses import count_events
 
-    _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-
-    @_jit
+    @jit
     def _integrate(current, v, refractory, threshold, subtract, refractory_steps, spikes):  # pragma: no cover
         k, n = current.shape
         if refractory_steps == 0:  # without branches, so that it vectorizes (spikes are irregular)
@@ -111,7 +106,7 @@ try:
             for j in range(n):
                 v[j], refractory[j], s[j] = step(v[j], refractory[j], row[j], threshold, subtract, refractory_steps)
 
-    @_jit
+    @jit
     def _spike_events(spikes, fanout, events):  # pragma: no cover
         k, n = spikes.shape
         count = 0
@@ -121,7 +116,7 @@ try:
             count += f
         return count
 
-    @_jit
+    @jit
     def _spike_rows_sum(spikes, weights, out):  # pragma: no cover
         k, n_in = spikes.shape
         m = weights.shape[1]
@@ -133,14 +128,14 @@ try:
                     for c in range(m):
                         out[i, c] += weights[j, c]
 
-    @_jit
+    @jit
     def _input_current(x, weights, out):  # pragma: no cover
         out[:] = 0
         for j in range(x.shape[0]):
             if x[j] != 0:
                 out += x[j] * weights[j]
 
-    @_jit
+    @jit
     def _pool_step(spikes, counts, best, index, out):  # pragma: no cover
         k, n_in = spikes.shape
         n_out, win = index.shape
@@ -160,8 +155,6 @@ try:
     COMPILED_KERNELS = SimpleNamespace(integrate=_integrate, spike_events=_spike_events,
                                        spike_rows_sum=_spike_rows_sum, input_current=_input_current,
                                        pool_step=_pool_step)
-except ImportError:  # pragma: no cover - exercised with ANYTIME_SNN_NO_NUMBA=1
-    pass
 
 COMPILED = COMPILED_KERNELS is not None
 

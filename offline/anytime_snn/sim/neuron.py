@@ -9,27 +9,21 @@ oracle), the streaming engine's NumPy fallback and the TF engine keep their own,
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
-try:
-    if os.environ.get("ANYTIME_SNN_NO_NUMBA"):
-        raise ImportError("disabled by ANYTIME_SNN_NO_NUMBA")
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
+from .compiled import inline, numba
 
 if numba is not None:
 
-    @numba.njit(inline="always", nogil=True)
+    @inline
     def fire(v, theta, sub):  # pragma: no cover - compiled
         """Threshold and reset of a potential that already includes this step's input: (V, spiked).
         Without branches (selects), so a loop over neurons that calls it vectorizes."""
         s = v >= theta
         return ((v - theta if sub else np.float32(0.0)) if s else v), s
 
-    @numba.njit(inline="always", nogil=True)
+    @inline
     def step(v, refractory, current, theta, sub, refractory_steps):  # pragma: no cover - compiled
         """One step of one neuron with a refractory period: (V, refractory steps left, spiked)."""
         if refractory > 0:
@@ -37,7 +31,7 @@ if numba is not None:
         v, s = fire(v + current, theta, sub)
         return v, (refractory_steps if s else 0), s
 
-    @numba.njit(inline="always", nogil=True, boundscheck=False)
+    @inline
     def prediction(v):  # pragma: no cover - compiled
         """argmax of the accumulated output potentials ``v``; ties go to the lowest class index (the rule
         of ``readout.predictions``, NumPy's argmax)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..model.bundle import Bundle
 from ..model.layers import Layer, output_shape, skip_vector
-from . import kernels, ops, synapses
+from . import compiled, kernels, ops, synapses
 from .kernels import NUMPY as NUMPY_KERNELS
 
 # Below this fraction of active inputs a layer adds the synapses of the inputs that spiked instead of
@@ -75,7 +75,7 @@ class _Population:
         self.weights = np.ascontiguousarray(layer.weights, np.float32)
         # Convolutions fed by sparse spikes scatter each spike through the kernel (compiled only).
         self.conv = None
-        if layer.kind != "dense" and kernels is not NUMPY_KERNELS and synapses.numba is not None:
+        if layer.kind != "dense" and kernels is not NUMPY_KERNELS and compiled.numba is not None:
             self.conv = synapses.Synapses(layer, in_shape, self.out_shape)
         self.bias = np.ascontiguousarray(np.broadcast_to(layer.bias, self.out_shape).ravel(), np.float32)
         self.v0 = np.ascontiguousarray(np.broadcast_to(layer.v0, self.out_shape).ravel(), np.float32)

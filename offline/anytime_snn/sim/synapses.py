@@ -15,18 +15,12 @@ array: an offset added inside the index stops LLVM from vectorizing the inner lo
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from ..model.layers import Layer, same_padding
 
-try:
-    if os.environ.get("ANYTIME_SNN_NO_NUMBA"):
-        raise ImportError("disabled by ANYTIME_SNN_NO_NUMBA")
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
+from .compiled import inline, jit, numba, parallel_jit
 
 DENSE, CONV, DEPTHWISE = 0, 1, 2
 KIND_CODE = {"dense": DENSE, "conv2d": CONV, "depthwise_conv2d": DEPTHWISE}
@@ -114,9 +108,7 @@ class Synapses:
 
 
 if numba is not None:
-    _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-
-    @_jit
+    @jit
     def window(p, k, s, n):  # pragma: no cover - compiled
         """The outputs o in [0, n) whose window (size k, stride s) holds padded input position p: (lo, hi+1)."""
         lo = (p - k + s) // s  # ceil((p - k + 1) / s), floor division of possibly negative numbers
@@ -127,7 +119,7 @@ if numba is not None:
             hi = n
         return lo, hi
 
-    @_jit
+    @jit
     def add_analog(g, w, j, value, out):  # pragma: no cover - compiled
         """out += value x the synapses of input neuron j (an analog input), outputs ascending."""
         kind = g[G_KIND]
@@ -157,7 +149,7 @@ if numba is not None:
                 else:
                     out[(oy * ow + ox) * oc + c] += value * w[(ky * kw + kx) * ic + c]
 
-    @_jit
+    @jit
     def add_dense_rows(src, w, nin, nout, nb, current):  # pragma: no cover - compiled
         """current[b] += weight row j for every (b, j) with src[b, j]: row j is loaded once for the
         whole block of samples (it stays in cache across them); inputs ascending per sample."""
@@ -168,7 +160,7 @@ if numba is not None:
                     for c in range(nout):
                         current[b, c] += w[rb + c]
 
-    @_jit
+    @jit
     def add_dense_all(src, w, nin, nout, nb, current):  # pragma: no cover - compiled
         """The dense path of :func:`add_dense_rows`: every row times 0 or 1, without branches. The same
         float sums in the same order (x + 0 * w == x), so the choice between the two never changes a result."""
@@ -180,7 +172,7 @@ if numba is not None:
                 for c in range(nout):
                     cb[c] += f * row[c]
 
-    @_jit
+    @jit
     def conv_all(g, rows, ytab, xtab, src, out):  # pragma: no cover - compiled
         """The dense path of :func:`conv_spikes`: every input channel times 0 or 1, without branches or
         lists; the same float sums in the same order."""
@@ -204,7 +196,7 @@ if numba is not None:
                             orow[e] += f * wrow[e]
                 j += ic
 
-    @_jit
+    @jit
     def depthwise_all(g, w, src, out):  # pragma: no cover - compiled
         """out += the synapses of the bool spike vector ``src`` through a depthwise convolution (``w``: the
         flat (kh, kw, C) kernel). Pixel by pixel, every channel times 0 or 1 into each window output's
@@ -233,7 +225,7 @@ if numba is not None:
                             f = np.float32(1.0) if srow[c] else np.float32(0.0)
                             orow[c] += f * wrow[c]
 
-    @numba.njit(inline="always", nogil=True, boundscheck=False)
+    @inline
     def count_events(src, fanout):  # pragma: no cover - compiled
         """(synaptic events, spikes) of the bool spike vector ``src``: the integer fan-out of every
         input that spiked, summed without branches (a vectorized integer sum; spikes are too irregular
@@ -246,7 +238,7 @@ if numba is not None:
             f += s
         return e, f
 
-    @_jit
+    @jit
     def conv_spikes(g, rows, ytab, xtab, src, out, cs):  # pragma: no cover - compiled
         """out += the synapses of every spike of ``src`` through a conv2d (``rows``, ``ytab``, ``xtab``
         from :func:`conv_rows`). Pixel by pixel: the channels that spiked are listed without branches
@@ -277,14 +269,14 @@ if numba is not None:
                         for e in range(length):
                             orow[e] += wrow[e]
 
-    @_jit
+    @jit
     def _analog(g, w, x, out):  # pragma: no cover - compiled
         out[:] = 0
         for j in range(x.shape[0]):
             if x[j] != 0:
                 add_analog(g, w, j, x[j], out)
 
-    @_jit
+    @jit
     def _spike_block(g, w, ytab, xtab, spikes, out, cs):  # pragma: no cover - compiled
         for i in range(spikes.shape[0]):
             out[i, :] = 0
@@ -293,7 +285,7 @@ if numba is not None:
             else:  # depthwise (dense layers take the streaming engine's row sums)
                 depthwise_all(g, w, spikes[i], out[i])
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False, parallel=True)
+    @parallel_jit
     def _spike_block_parallel(g, w, ytab, xtab, spikes, out):  # pragma: no cover - compiled
         for i in numba.prange(spikes.shape[0]):
             cs = np.empty(g[G_IC], np.int64)
