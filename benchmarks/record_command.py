@@ -46,8 +46,12 @@ def main() -> None:
                 continue
     if proc.returncode != 0 or numbers is None:
         sys.exit(f"record_command: the command failed (exit {proc.returncode}) or printed no JSON line; no record")
-    record.finish({"exit_status": proc.returncode, "cwd": args.cwd, "pythonpath": os.environ.get("PYTHONPATH"),
-                   **numbers})
+    cwd_commit = None
+    if args.cwd:
+        cwd_commit = subprocess.run(["git", "-C", args.cwd, "rev-parse", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip() or None
+    record.finish({"exit_status": proc.returncode, "cwd": args.cwd, "cwd_commit": cwd_commit,
+                   "pythonpath": os.environ.get("PYTHONPATH"), **numbers})
     record.write(args.record)
 
 

@@ -205,12 +205,12 @@ def test_sparsify_user_mistakes_are_one_line_errors(tmp_path, capsys):
 
 def test_default_lambdas_scale_with_neurons_per_parameter():
     """Dense: every beta and weight serves one neuron, so the dense-MNIST values hold exactly; conv: scaled
-    by sqrt(#betas / sum n_k) and sqrt(#weights / sum m_k)."""
+    by sqrt(#betas / sum n_k) and sqrt(#weights / sum m_k), then by the conv factors 2 and 0.1."""
     assert sp.default_lambdas(dense_model()) == (sp.DEFAULT_LAMBDA_A, sp.DEFAULT_LAMBDA_W)
     la, lw = sp.default_lambdas(conv_model())
     # betas: conv 2 (n = 4), fc 2 (n = 1): 4 betas, sum n = 10; weights: conv 8 (m = 4), fc 16, logits 4: 28, sum m 52
-    assert la == pytest.approx(sp.DEFAULT_LAMBDA_A * np.sqrt(4 / 10))
-    assert lw == pytest.approx(sp.DEFAULT_LAMBDA_W * np.sqrt(28 / 52))
+    assert la == pytest.approx(50.0 * np.sqrt(4 / 10) * 2.0)
+    assert lw == pytest.approx(1000.0 * np.sqrt(28 / 52) * 0.1)
 
 
 def test_recalibrate_batchnorm_sets_exact_input_statistics():
@@ -262,13 +262,13 @@ def test_re_estimated_bn_statistics_are_kept_only_if_the_validation_split_agrees
 
 @needs_mnist
 def test_sparsify_conv_net_keeps_accuracy(tmp_path):
-    """A small conv MNIST net (8-pool-16-pool-32) with the default lambdas: the conv kernels shrink fast
-    under L_w and the BN moving averages cannot follow (the collapse of docs/sparsity.md: 13.4 % with
-    them); with the re-estimated statistics the accuracy stays within 8 points of before while the
-    activation sparsity rises. Training is deterministic (``configure_tensorflow`` enables TF op
-    determinism): 8 runs on the 2-core CI machine type all gave 96.2 % -> 90.0 % (sparsity 53.5 % ->
-    89.2 %, stale averages 13.4 %); before determinism, runs spread over 91.2-92.6 %. The 6-point loss
-    of the default lambdas on conv nets is an open problem (issue 18: lambda defaults for conv nets)."""
+    """A small conv MNIST net (8-pool-16-pool-32) with the default lambdas keeps its accuracy within 1 point
+    (issue 18's target) while the activation sparsity rises. The conv defaults (lambda_a x 2, lambda_w x 0.1
+    over the scaled dense values) come from benchmarks/sparsity_search.py: the previous defaults cost 6.2
+    points here, nearly all of it from L_w (results/sparsity_search_small_conv.json). Training is
+    deterministic (``configure_tensorflow`` enables TF op determinism): the search and this test give
+    96.2 % -> 96.0 % (sparsity 53.5 % -> 80.0 %) on every run. The BN moving averages of fine-tuning still
+    fail (13.4 %): the re-estimated statistics are what keeps the accuracy."""
     model = tmp_path / "conv.keras"
     (tmp_path / "conv.yaml").write_text("arch:\n  kind: conv\n  filters: [8, pool, 16, pool]\n  hidden: [32]\n")
     assert main(["train", "--config", str(tmp_path / "conv.yaml"), "--epochs", "3", "--train-limit", "5000",
@@ -280,7 +280,7 @@ def test_sparsify_conv_net_keeps_accuracy(tmp_path):
     assert rec["sparsity"]["lambda_a"] == pytest.approx(la) and rec["sparsity"]["lambda_w"] == pytest.approx(lw)
     assert b["test_accuracy"] > 0.9
     assert a["activation_sparsity"]["total"] > b["activation_sparsity"]["total"] + 0.1
-    assert a["test_accuracy"] >= b["test_accuracy"] - 0.08
+    assert a["test_accuracy"] >= b["test_accuracy"] - 0.01
     assert rec["sparsity"]["bn_recalibration"]["samples"] == 2000
     assert rec["sparsity"]["bn_recalibration"]["statistics"] == "re-estimated"  # chosen on the validation split
     # what inference would have used without the re-estimation: the stale moving averages

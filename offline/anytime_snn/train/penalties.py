@@ -111,6 +111,10 @@ def detach_penalties(model) -> None:
 
 DEFAULT_LAMBDA_A = 50.0  # for a net whose every beta and weight serves one neuron (dense MNIST)
 DEFAULT_LAMBDA_W = 1000.0
+# On nets with weight-shared kernels (convolutions), on top of the scaling below: measured by
+# benchmarks/sparsity_search.py on two conv MNIST nets (results/sparsity_search_*_conv.json, docs/sparsity.md).
+CONV_LAMBDA_A_FACTOR = 2.0
+CONV_LAMBDA_W_FACTOR = 0.1
 
 
 def default_lambdas(model) -> tuple[float, float]:
@@ -122,11 +126,16 @@ def default_lambdas(model) -> tuple[float, float]:
     sum n / #betas (sum m / #weights) times harder: 170x (22x) on conv MNIST, which collapsed it.
     Equal pressure per parameter (ratio 1) barely moved it (L_a 0.492 -> 0.490 in one epoch); the
     geometric middle, ``ratio = sqrt(#betas / sum n)`` for lambda_a and ``sqrt(#weights / sum m)``
-    for lambda_w, is the measured default (docs/sparsity.md). A dense net keeps 50 and 1000 exactly.
+    for lambda_w, is the scaling. On a net with weight-shared kernels the L1 weight penalty then still
+    cost 5-6 points of accuracy on a small conv net for little weight sparsity, while L_a alone cost
+    nothing: there lambda_a is doubled and lambda_w cut tenfold (:data:`CONV_LAMBDA_A_FACTOR`,
+    :data:`CONV_LAMBDA_W_FACTOR`; docs/sparsity.md). A dense net keeps 50 and 1000 exactly.
     """
     terms = sparsity_terms(model)
     betas = sum(int(layer.beta.shape[0]) for layer, _ in terms.bn)
     weights = sum(int(np.prod(layer.kernel.shape)) for layer, _ in terms.kernels)
     ra = math.sqrt(betas / terms.total_n) if terms.total_n else 1.0
     rw = math.sqrt(weights / terms.total_m) if terms.total_m else 1.0
+    if terms.total_m > weights:  # some weight serves several neurons: a convolution
+        ra, rw = ra * CONV_LAMBDA_A_FACTOR, rw * CONV_LAMBDA_W_FACTOR
     return DEFAULT_LAMBDA_A * ra, DEFAULT_LAMBDA_W * rw
