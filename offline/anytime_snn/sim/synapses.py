@@ -172,6 +172,19 @@ if numba is not None:
                 for c in range(nout):
                     cb[c] += f * row[c]
 
+    @inline
+    def window_run(xtab, x, oc):  # pragma: no cover - compiled
+        """The outputs an input column x reaches in one window row (:func:`conv_rows`' tables): (their
+        number x C_out, the offset of the first within the row, the kernel-column slot of the first)."""
+        return xtab[x, 1] * oc, xtab[x, 0] * oc, xtab[x, 2]
+
+    @inline
+    def window_row(out, yp, oy, sh, row_size, ob0, length):  # pragma: no cover - compiled
+        """Output row oy of the window of padded input row yp: (kernel row ky, the run of ``length``
+        currents from offset ob0 of that output row)."""
+        ob = oy * row_size + ob0
+        return yp - oy * sh, out[ob:ob + length]
+
     @jit
     def conv_all(g, rows, ytab, xtab, src, out):  # pragma: no cover - compiled
         """The dense path of :func:`conv_spikes`: every input channel times 0 or 1, without branches or
@@ -181,13 +194,9 @@ if numba is not None:
         for y in range(ih):
             oy0, oy1 = ytab[y, 0], ytab[y, 1]
             for x in range(iw):
-                length = xtab[x, 1] * oc
-                ob0 = xtab[x, 0] * oc
-                slot = xtab[x, 2]
+                length, ob0, slot = window_run(xtab, x, oc)
                 for oy in range(oy0, oy1):
-                    ky = y + pt - oy * sh
-                    ob = oy * ow * oc + ob0
-                    orow = out[ob:ob + length]
+                    ky, orow = window_row(out, y + pt, oy, sh, ow * oc, ob0, length)
                     for c in range(ic):
                         f = np.float32(1.0) if src[j + c] else np.float32(0.0)
                         wb = ((ky * ic + c) * kw + slot) * oc
@@ -256,13 +265,9 @@ if numba is not None:
                 j += ic
                 if n == 0:
                     continue
-                length = xtab[x, 1] * oc
-                ob0 = xtab[x, 0] * oc
-                slot = xtab[x, 2]
+                length, ob0, slot = window_run(xtab, x, oc)
                 for oy in range(oy0, oy1):
-                    ky = y + pt - oy * sh
-                    ob = oy * ow * oc + ob0
-                    orow = out[ob:ob + length]
+                    ky, orow = window_row(out, y + pt, oy, sh, ow * oc, ob0, length)
                     for q in range(n):
                         wb = ((ky * ic + cs[q]) * kw + slot) * oc
                         wrow = rows[wb:wb + length]
