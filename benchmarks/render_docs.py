@@ -261,8 +261,57 @@ def sparsity_search(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n" + provenance(records)
 
 
+def issue14_peers(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/peers/bench_issue14.py: throughput as the ratio to the plain NumPy loop of the same run, ours
+    against the best peer (the XLA loop, sinabs, SpikingJelly), per workload and mode."""
+    out = ["| workload (record) | mode | ours | plain TF+XLA `while_loop` | sinabs | SpikingJelly | ours / best peer |",
+           "|---|---|---|---|---|---|---|"]
+    for path, r in records:
+        for name, w in r["numbers"]["workloads"].items():
+            for mode, key, ours_keys in (
+                    (f"{w['batch']} images per call", "batched_image_steps_vs_numpy_loop", ("ours_batch",)),
+                    ("one image per call", "one_frame_steps_vs_numpy_loop",
+                     ("ours_stream_k10", "ours_stream_k100", "ours_stream_k10_2threads"))):
+                v = w[key]
+                ours = {k: v[k] for k in ours_keys if k in v}
+                best_ours = max(ours.values())
+                peers = {"xla": v.get("xla_loop"),
+                         "sinabs": max((v[k] for k in ("sinabs", "sinabs_per_step", "sinabs_whole_frame") if k in v),
+                                       default=None),
+                         "spikingjelly": max((v[k] for k in ("spikingjelly", "spikingjelly_per_step",
+                                                             "spikingjelly_whole_frame") if k in v), default=None)}
+                best_peer = max((x for x in peers.values() if x is not None), default=None)
+                cells = [f"{x:.2f}" if x is not None else "not timed" for x in peers.values()]
+                ours_txt = ", ".join(f"{x:.2f} ({k.removeprefix('ours_').replace('_', ' ')})" for k, x in ours.items())
+                ratio = f"**{best_ours / best_peer:.2f}×**" if best_peer else "—"
+                out.append(f"| {name} (`{Path(path).stem}`) | {mode} | {ours_txt} | " + " | ".join(cells)
+                           + f" | {ratio} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+def bench_conv(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/bench_conv.py: our engines now against an older revision's, in one run (image-steps/s)."""
+    out = ["| workload (record) | engine | old (image-steps/s) | new | new / old | new, G events/s |",
+           "|---|---|---|---|---|---|"]
+    labels = {"batch": "BatchEngine", "stream_k10": "StreamingEngine k=10", "stream_k100": "StreamingEngine k=100"}
+    for path, r in records:
+        n = r["numbers"]
+        for name, w in n["workloads"].items():
+            ips, gev = w["image_steps_per_s"], w["g_events_per_s"]
+            for key, label in labels.items():
+                if "new_" + key not in ips:
+                    continue
+                old = ips.get("old_" + key)
+                out.append(f"| {name} (`{Path(path).stem}`, old = {n['old']}) | {label} | "
+                           + (f"{old:,.0f}" if old else "refused") + f" | {ips['new_' + key]:,.0f} | "
+                           + (f"**{w['new_over_old'][key]:.2f}×**" if key in w["new_over_old"] else "—")
+                           + f" | {gev['new_' + key]:.1f} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
-                                     node_bench, node_bench_conv, optimizer_eval, sparsity_search, engines, peers)}
+                                     node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
+                                     bench_conv, engines, peers)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
