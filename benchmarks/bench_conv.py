@@ -125,7 +125,7 @@ def main() -> int:
                 eng.reset(xi)
                 block = eng.advance(steps)
                 assert np.array_equal(np.argmax(block.v_out, -1), want.predictions[:, j]), (who, name)
-                assert block.events[-1] == want.events[:, j].sum(), (who, name)
+                assert block.cumulative_events[-1] == want.events[:, j].sum(), (who, name)
             for k in sorted({steps, 10}):
                 fns[f"{who}_stream_k{k}"] = stream_fn(eng, xs, steps, k)
         t = rotation(fns, args.rounds)

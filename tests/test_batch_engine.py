@@ -55,7 +55,7 @@ def test_bit_identical_to_the_streaming_engine_on_real_weights(mnist_default):
         stream.reset(xi)
         block = stream.advance(timesteps)
         np.testing.assert_array_equal(res.v_out[:, i], block.v_out)
-        np.testing.assert_array_equal(np.cumsum(res.events[:, i]), block.events)
+        np.testing.assert_array_equal(np.cumsum(res.events[:, i]), block.cumulative_events)
 
 
 def test_bit_identical_to_the_streaming_engine_on_a_real_conv_net():
@@ -79,7 +79,7 @@ def test_bit_identical_to_the_streaming_engine_on_a_real_conv_net():
         stream.reset(xi)
         block = stream.advance(20)
         np.testing.assert_array_equal(res.v_out[:, i], block.v_out)
-        np.testing.assert_array_equal(np.cumsum(res.events[:, i]), block.events)
+        np.testing.assert_array_equal(np.cumsum(res.events[:, i]), block.cumulative_events)
 
 
 def test_paths_are_chosen_from_measured_rates_and_never_change_a_result():

@@ -178,7 +178,7 @@ def _stream(bundle, x, timesteps, chunks, compiled):
         while done < timesteps:
             block = eng.advance(min(chunks[i % len(chunks)], timesteps - done))
             vs.append(block.v_out)
-            es.append(block.events)
+            es.append(block.cumulative_events)
             done, i = done + block.t.size, i + 1
         v_out.append(np.concatenate(vs))
         events.append(np.concatenate(es))

@@ -116,7 +116,7 @@ def _streaming_run(bundle, x, timesteps, chunks, options=None):
             block = eng.advance(k)
             assert block.t.tolist() == list(range(done + 1, done + k + 1))
             vs.append(block.v_out)
-            es.append(block.events)
+            es.append(block.cumulative_events)
             done, i = done + k, i + 1
         v_out.append(np.concatenate(vs))
         events.append(np.concatenate(es))

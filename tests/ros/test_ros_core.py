@@ -96,7 +96,7 @@ def test_query_runs_to_timesteps_and_matches_engine():
     assert est.final and est.timestep == 25 and est.total_timesteps == 25
     np.testing.assert_allclose(est.scores, class_scores(ref.v_out[-1], 25), rtol=1e-6)
     assert est.top_class == int(np.argmax(ref.v_out[-1]))
-    assert est.synaptic_events == int(ref.events[-1]) > 0
+    assert est.synaptic_events == int(ref.cumulative_events[-1]) > 0
     assert est.confidence == pytest.approx(float(est.scores[est.top_class]))
 
 
@@ -114,13 +114,13 @@ def test_query_stops_at_confidence():
 @pytest.mark.parametrize("chunk", [1, 7, 64])
 def test_query_events_budget_is_never_exceeded(chunk):
     ref = reference(X, 40)
-    limit = int(ref.events[20])  # between steps
+    limit = int(ref.cumulative_events[20])  # between steps
     out = Query(engine(), Readout(BUNDLE), StopConditions(40, max_synaptic_events=limit), t_received=0.0,
                 chunk=chunk).run(X)
     assert out.stop_reason == EVENTS
     assert out.estimate.synaptic_events <= limit
     last = out.estimate.timestep
-    assert ref.events[last - 1] <= limit < ref.events[last]  # the next step would exceed it
+    assert ref.cumulative_events[last - 1] <= limit < ref.cumulative_events[last]  # the next step would exceed it
 
 
 def test_query_budget_with_deterministic_clock():
@@ -334,12 +334,12 @@ def test_stream_stops_early_on_confidence_and_events():
     proc.submit(X)
     run_all(proc)
     assert got[-1].final and got[-1].timestep == first and proc.stats.stop_reasons == {CONFIDENCE: 1}
-    limit = int(ref.events[15])
+    limit = int(ref.cumulative_events[15])
     got.clear()
     proc.update(StreamSettings(timesteps=40, publish_every=6, max_synaptic_events=limit))
     proc.submit(X)
     run_all(proc)
-    assert got[-1].final and got[-1].synaptic_events <= limit < ref.events[got[-1].timestep]
+    assert got[-1].final and got[-1].synaptic_events <= limit < ref.cumulative_events[got[-1].timestep]
 
 
 def test_timestep_period_paces_the_stream():

@@ -53,7 +53,7 @@ class StepBlock:
 
     t: np.ndarray  # (k,) int64, 1-based timesteps within the frame
     v_out: np.ndarray  # (k, C) float32 accumulated output potential after each step
-    events: np.ndarray  # (k,) int64 cumulative synaptic events of this frame after each step
+    cumulative_events: np.ndarray  # (k,) int64: the frame's synaptic events so far, after each step
 
 
 class _Population:
@@ -240,7 +240,7 @@ class StreamingEngine:
         self._analog_current = np.zeros(self.first.n, np.float32)
         self._previous_current = self._analog_current
         self.t = 0
-        self.events = 0
+        self.frame_events = 0  # synaptic events of the current frame so far
         self.input_events = 0
         self._steps = np.arange(1, max_chunk + 1, dtype=np.int64)
         self.kernels = ks
@@ -271,7 +271,7 @@ class StreamingEngine:
             self._analog_current = ops.linear(first.layer, x.reshape(1, *first.in_shape)).reshape(-1).astype(np.float32)
         self.input_events = int((x.reshape(-1) != 0) @ first.fanout_in)
         self.t = 0
-        self.events = 0
+        self.frame_events = 0
 
     def advance(self, k: int) -> StepBlock:
         """Simulate ``k`` (1..max_chunk) more steps of the current frame.
@@ -287,7 +287,7 @@ class StreamingEngine:
         for at in range(0, k, SUB_BLOCK):
             n = min(SUB_BLOCK, k - at)
             self._block(at, n, v_out[at:at + n], cum[at:at + n])
-        return StepBlock(t=steps, v_out=v_out, events=cum)
+        return StepBlock(t=steps, v_out=v_out, cumulative_events=cum)
 
     def _block(self, at: int, k: int, v_out: np.ndarray, cum: np.ndarray) -> None:
         """Steps t+1 .. t+k into rows ``at`` .. ``at + k`` of every buffer; fills ``v_out`` and ``cum``."""
@@ -319,8 +319,8 @@ class StreamingEngine:
         out = self.output
         v_out[:] = np.cumsum(np.concatenate([out.v[None], current]), axis=0, dtype=np.float32)[1:]
         out.v[:] = v_out[-1]
-        cum[:] = self.events + np.cumsum(events).astype(np.int64)
-        self.events = int(cum[-1])
+        cum[:] = self.frame_events + np.cumsum(events).astype(np.int64)
+        self.frame_events = int(cum[-1])
         self.t += k
 
     def step(self) -> StepBlock:

@@ -10,7 +10,7 @@
 - :class:`StreamProcessor` runs the image stream: frame policy (``latest`` preempts, ``finish`` keeps a
   queue of one where the newest wins), ``reset_between_frames``, ``publish_every``, ``timestep_period``.
 
-The engine is anything with ``reset(x, keep_state)``, ``advance(k) -> StepBlock(t, v_out, events)``,
+The engine is anything with ``reset(x, keep_state)``, ``advance(k) -> StepBlock(t, v_out, cumulative_events)``,
 ``t`` and ``max_chunk`` (``anytime_snn.sim.streaming.StreamingEngine``).
 """
 
@@ -93,7 +93,7 @@ class Readout:
         """The estimate after row ``i`` of a block (``scores, top, conf`` from ``self(block)``)."""
         c = int(top[i])
         return Estimate(timestep=int(block.t[i]), total_timesteps=total, scores=scores[i], top_class=c,
-                        confidence=float(conf[i]), synaptic_events=int(block.events[i]), elapsed=elapsed,
+                        confidence=float(conf[i]), synaptic_events=int(block.cumulative_events[i]), elapsed=elapsed,
                         label=self.label(c), model_id=self.model_id, **kw)
 
     def prior(self, total: int, elapsed: float, **kw) -> Estimate:
@@ -293,7 +293,7 @@ class Query:
             t0 = clock()
             block = engine.advance(k)
             scores, top, conf = self.readout(block)
-            hit = first_stop(block.t, block.events, conf, stop)
+            hit = first_stop(block.t, block.cumulative_events, conf, stop)
             now = clock()
             elapsed = now - self.t_received
             # Cost per step including the chunk's readout: conservative for small chunks.
@@ -497,7 +497,7 @@ class StreamProcessor:
         self.stats.step_seconds += self.clock() - t0
         self.stats.steps += k
         scores, top, conf = readout(block)
-        hit = first_stop(block.t, block.events, conf, s.stop)
+        hit = first_stop(block.t, block.cumulative_events, conf, s.stop)
         if s.timestep_period > 0:
             self._pace(frame.t_received + int(block.t[-1]) * s.timestep_period)
         elapsed = self.clock() - frame.t_received
