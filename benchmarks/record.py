@@ -1,4 +1,4 @@
-"""Provenance of a measurement: what a committed record in results/ says besides its numbers.
+"""The benchmarks' records: :mod:`anytime_snn.provenance` (one definition), and ``require_model``.
 
 A record lets a reader re-run the measurement and see whether it still holds: the exact command, the
 commit (and whether the tree had uncommitted changes), the model's content hash, the machine, the date,
@@ -7,45 +7,14 @@ the wall time and the load average before and after.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from anytime_snn.provenance import Record, model_identity
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def model_identity(model_dir: str | os.PathLike | None) -> dict | None:
-    """Path and content hash (the manifest's sha256, which covers the tensors' sha256) of a bundle."""
-    if model_dir is None:
-        return None
-    manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
-    try:
-        path = str(Path(model_dir).resolve().relative_to(ROOT))
-    except ValueError:
-        path = str(model_dir)
-    return {"path": path, "manifest_sha256": manifest.get("manifest_sha256")}
+__all__ = ["ROOT", "Record", "model_identity", "require_model"]
 
 
 def require_model(model_dir: str | os.PathLike, option: str = "--model") -> Path:
@@ -62,31 +31,3 @@ def require_model(model_dir: str | os.PathLike, option: str = "--model") -> Path
                          f"there); build it first (models/default: scripts/make_default_model.sh) or pass "
                          f"{option} DIR")
     return path.resolve()
-
-
-class Record:
-    """Start a record before measuring (``Record(model_dir)``), ``finish(numbers)`` after; ``write(path)``."""
-
-    def __init__(self, model_dir=None, argv: list[str] | None = None):
-        self.t0 = time.time()
-        self.data = {
-            "command": shlex.join([Path(sys.argv[0]).resolve().relative_to(ROOT).as_posix()
-                                   if Path(sys.argv[0]).resolve().is_relative_to(ROOT) else sys.argv[0],
-                                   *(sys.argv[1:] if argv is None else argv)]),
-            "commit": _git("rev-parse", "HEAD"),
-            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
-            "model": model_identity(model_dir),
-            "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-                        "system": f"{platform.system()} {platform.release()}"},
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.t0)),
-            "load_average_before": list(os.getloadavg()),
-        }
-
-    def finish(self, numbers: dict) -> dict:
-        self.data.update(wall_seconds=round(time.time() - self.t0, 1), load_average_after=list(os.getloadavg()),
-                         numbers=numbers)
-        return self.data
-
-    def write(self, path: str | os.PathLike) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(self.data, indent=1) + "\n")

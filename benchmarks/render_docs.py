@@ -309,9 +309,26 @@ def bench_conv(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def evaluation(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn evaluate --record: accuracy over time and the Pareto metrics, one row per record."""
+    out = ["| model (record) | data | accuracy at t = 1 | peak (at t) | final | a_max | P_l | P_p | events / image "
+           "| t to 90 / 95 / 99 % of a_max |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        s = n["summary"]
+        to = " / ".join(str(s["thresholds"][k]["timesteps"]) if s["thresholds"][k]["timesteps"] is not None
+                        else "never" for k in sorted(s["thresholds"], key=float))
+        out.append(f"| `{r['model']['path']}` (`{Path(path).stem}`) | {n['dataset']} {n['split']}, {n['samples']:,} "
+                   f"images × {s['timesteps']} steps | {100 * n['accuracy'][0]:.2f} % | "
+                   f"{100 * s['peak_accuracy']:.2f} % ({s['peak_timestep']}) | {100 * s['final_accuracy']:.2f} % | "
+                   f"{100 * s['a_max']:.2f} % | {s['P_l']:.3f} | {s['P_p']:,.0f} | {s['events_per_sample']:.3g} | "
+                   f"{to} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
-                                     bench_conv, engines, peers)}
+                                     bench_conv, evaluation, engines, peers)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

@@ -35,6 +35,20 @@ def test_evaluate_writes_consistent_metrics_and_plots(small_model, tmp_path, cap
     assert "P_l" in capsys.readouterr().out
 
 
+def test_evaluate_record_carries_provenance_and_the_same_numbers(small_model, tmp_path):
+    """--record: the command, the model's content hash, machine and load beside the evaluation's numbers."""
+    out, rec = tmp_path / "eval", tmp_path / "results" / "eval.json"
+    assert cli.main(["evaluate", str(small_model), "--limit", "32", "--out", str(out), "--record", str(rec)]) == 0
+    record, evaluation = json.loads(rec.read_text()), json.loads((out / "evaluation.json").read_text())
+    manifest = json.loads((small_model / "manifest.json").read_text())
+    assert record["model"]["manifest_sha256"] == manifest["manifest_sha256"]
+    assert "evaluate" in record["command"] and "--record" in record["command"]
+    assert record["machine"]["cores"] >= 1 and len(record["load_average_before"]) == 3
+    n = record["numbers"]
+    assert n["summary"] == evaluation["summary"] and n["accuracy"] == evaluation["accuracy"]
+    assert n["samples"] == 32 and "events_per_step" not in n  # the record stays small
+
+
 def test_calibrate_stores_per_step_temperatures(small_model, tmp_path):
     out = tmp_path / "calibrated"
     assert cli.main(["calibrate", str(small_model), "--limit", "1000", "--limit-holdout", "100", "--out", str(out)]) == 0

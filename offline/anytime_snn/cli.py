@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was parsed, for records of the command
     try:
         return int(args._run(args) or 0)
     except (ConfigError, DataError, BundleError, FileNotFoundError) as e:

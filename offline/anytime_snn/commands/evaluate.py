@@ -13,6 +13,7 @@ rank 0 writes the outputs; the numbers are identical to a single-process run.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def add_arguments(parser) -> None:
                         help="our engine: event-driven numba on the CPU (auto picks it when it supports every "
                              "layer) or TF/XLA (use it on a GPU). Default auto")
     parser.add_argument("--out", default="runs/evaluate", help="output directory (default runs/evaluate)")
+    parser.add_argument("--record", help="also write a provenance record (command, commit, model hash, machine, "
+                                         "load; the metrics and the accuracy curve) to this JSON file, e.g. "
+                                         "results/NAME.json, for docs rendered from records")
 
 
 def load_inputs(bundle, args):
@@ -54,12 +58,15 @@ def run(args) -> int:
     from ..evaluate import evaluate, evaluate_on_backend
     from ..optimize import distributed_evaluate, world
     from ..model import load_bundle
+    from ..provenance import Record
     from ..report import plot_curves
 
     bundle = load_bundle(args.model)
     if args.timesteps is not None and args.timesteps < 1:
         raise ConfigError(f"--timesteps must be >= 1, got {args.timesteps}")
     x, labels, data = load_inputs(bundle, args)
+    command = "anytime-snn " + shlex.join(getattr(args, "argv", []))
+    provenance = Record(args.model, command=command) if args.record else None
     t0 = time.perf_counter()
     note = None
     comm = world()
@@ -82,6 +89,9 @@ def run(args) -> int:
         record["note"] = note
         print(f"note: {note}")
     (out / "evaluation.json").write_text(json.dumps(record, indent=1))
+    if provenance is not None:
+        provenance.finish({k: v for k, v in record.items() if k not in ("events_per_step", "layer_firing_rates")})
+        provenance.write(args.record)
     plot_curves({Path(args.model).name: (ev.accuracy, ev.events)}, out, a_max=ev.a_max,
                 title=f"{Path(args.model).name} on {data.name} {data.split} ({len(labels)} images)")
     s = ev.summary
