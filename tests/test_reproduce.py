@@ -93,13 +93,18 @@ def test_mobilenet_quick(out):
 
 
 def test_resume_skips_finished_stages(out, capsys):
-    """A second run with the same settings only rewrites the report (no stage runs again)."""
+    """A second run with the same settings only rewrites the report (no stage runs again); --record keeps
+    its results.json with the command and the machine."""
     import time
 
     t0 = time.perf_counter()
-    assert main(["reproduce", "fig4", "--quick", "--out", str(out)]) == 0
+    rec = out / "records" / "fig4.json"
+    assert main(["reproduce", "fig4", "--quick", "--out", str(out), "--record", str(rec)]) == 0
     assert time.perf_counter() - t0 < 30
     assert "Epoch" not in capsys.readouterr().out
+    record = json.loads(rec.read_text())
+    assert record["numbers"] == json.loads((out / "fig4" / "results.json").read_text())
+    assert record["command"].startswith("anytime-snn reproduce fig4 --quick") and record["machine"]["cores"] >= 1
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):

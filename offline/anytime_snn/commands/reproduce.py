@@ -20,6 +20,8 @@ instead of training; --sparse-model NAME=PATH an existing fine-tuned one. See do
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 
 HELP = "reproduce a paper experiment (fig4, fig5, fig6, table2, mobilenet): report, plots, JSON"
@@ -65,6 +67,9 @@ def add_arguments(parser) -> None:
                         "ImageNet subset, see docs/results.md)")
     parser.add_argument("--data-path", help="mobilenet: location of the npz file or image folder")
     parser.add_argument("--cifar", metavar="PATH", help="CIFAR-10 python batches: adds cifar10 to fig4/fig5")
+    parser.add_argument("--record", metavar="PATH", help="also write results.json with its provenance (the command "
+                                                         "as typed, commit, machine, load, wall time) to PATH, e.g. "
+                                                         "results/NAME.json, for docs rendered from records")
 
 
 def settings_from_args(args):
@@ -112,9 +117,17 @@ def run(args) -> int:
     comm = world()
     configure_tensorflow(2 if comm.size == 1 else 1)
     s = settings_from_args(args)
+    record = None
+    if args.record and comm.rank == 0:
+        from ..provenance import Record
+
+        record = Record(command="anytime-snn " + shlex.join(getattr(args, "argv", [])))
     t0 = time.perf_counter()
     run_experiment(args.experiment, s, comm)
     if comm.rank == 0:
         print(f"{args.experiment}: wrote {s.out}/{args.experiment}/report.md, results.json and plots "
               f"in {time.perf_counter() - t0:.0f} s")
+        if record is not None:
+            record.finish(json.loads((s.out / args.experiment / "results.json").read_text()))
+            record.write(args.record)
     return 0
