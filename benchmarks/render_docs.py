@@ -326,9 +326,31 @@ def evaluation(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def node_soak(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/node_soak.py: a long stream plus queries, what the node did and its memory, per record."""
+    out = ["| run (record) | node | node RSS, MB "
+           "| frames: sent / received / completed / dropped / preempted / rejected "
+           "| queries: answered of sent (stop reasons) | `deadline_met` (node) |", "|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        a, d, q, m = n["args"], n["diagnostics_end"], n["queries"], n["rss_mb"]
+        counts = (n["frames_sent"], d.get("frames_received"), d.get("frames_processed"), d.get("frames_dropped"),
+                  d.get("frames_preempted"), d.get("frames_rejected"))
+        frames = " / ".join(str(v) for v in counts)
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(q["stop_reasons"].items()))
+        met = f"{pct(q['node_deadline_met'])} %" if q["node_deadline_met"] is not None else "—"
+        out.append(f"| {n['seconds'] / 60:g} min, {a['fps']:g} fps, {a['query_hz']:g} queries/s of "
+                   f"{1e3 * a['budget']:g} ms (`{Path(path).stem}`) | "
+                   f"{'alive' if n['node_alive_at_end'] else 'DEAD'}, exit {n['node_exit_code']} after SIGTERM; "
+                   f"newest frame wins: {n['newest_wins']} | {m['first_sample']:.1f} → {m['end']:.1f} "
+                   f"({m['growth_after_first_sample']:+.1f} after the first sample, {m['growth_second_half']:+.1f} "
+                   f"in the second half) | {frames} | {q['answered']:,} of {q['sent']:,} ({reasons}) | {met} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
-                                     bench_conv, evaluation, engines, peers)}
+                                     bench_conv, evaluation, node_soak, engines, peers)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
