@@ -54,6 +54,16 @@ def reexec_in_ros_env(argv, script=__file__):
     return subprocess.call(cmd, env=env)
 
 
+def node_model(value: str, script: str) -> Path:
+    """The bundle the node will load for ``--model value`` (the node's own resolution), or a one-line error."""
+    from spike_perception.model_path import resolve_model
+
+    try:
+        return resolve_model(value)
+    except FileNotFoundError as e:
+        sys.exit(f"{Path(script).name}: --model {value}: {e}")
+
+
 def pct(values, q):
     s = sorted(values)
     return s[min(len(s) - 1, int(q / 100 * len(s)))] if s else float("nan")
@@ -96,7 +106,6 @@ def run(args) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
     from spike_perception.launch_xml import launch_commands
-    from spike_perception.model_path import resolve_model
     from spike_perception.stop_reasons import describe
     from spike_perception_interfaces.msg import AnytimeClassification
     from spike_perception_interfaces.srv import ClassifyWithDeadline
@@ -104,7 +113,7 @@ def run(args) -> dict:
     from anytime_snn.data import load_mnist
 
     images, labels = load_mnist("test")
-    model = str(resolve_model(args.model))
+    model = args.model  # resolved by main (node_model)
     params = Path(tempfile.mkdtemp()) / "bench.yaml"
     params.write_text(f"/**:\n  ros__parameters:\n    timesteps: {args.timesteps}\n    publish_every: 1\n"
                       + (f"    deadline_margin: {args.deadline_margin}\n" if args.deadline_margin is not None else ""))
@@ -387,12 +396,8 @@ def main():
         sys.exit(reexec_in_ros_env(sys.argv[1:]))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from record import Record
-    from spike_perception.model_path import resolve_model
 
-    try:
-        model_dir = resolve_model(args.model)
-    except FileNotFoundError as e:
-        sys.exit(f"{Path(__file__).name}: --model {args.model}: {e}")
+    model_dir = node_model(args.model, __file__)
     args.model = str(model_dir)
     record = Record(model_dir)
     r = run(args)

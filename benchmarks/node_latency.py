@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from node_bench import ROOT, pct, reexec_in_ros_env  # noqa: E402
+from node_bench import ROOT, node_model, pct, reexec_in_ros_env  # noqa: E402
 from record import Record  # noqa: E402
 
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("NODE_LATENCY_DOMAIN_ID", "80")
@@ -82,7 +82,6 @@ def run(args) -> dict:
     from rclpy.node import Node
     from sensor_msgs.msg import Image
     from spike_perception.launch_xml import launch_commands
-    from spike_perception.model_path import resolve_model
     from spike_perception.stop_reasons import describe
     from spike_perception_interfaces.srv import ClassifyWithDeadline
 
@@ -94,7 +93,7 @@ def run(args) -> dict:
     extra = "".join(f"    {kv.split('=', 1)[0]}: {kv.split('=', 1)[1]}\n" for kv in args.param)
     (tmp / "p.yaml").write_text("/**:\n  ros__parameters:\n"
                                 f"    budget_from_send_time: {str(args.budget_from == 'send').lower()}\n" + extra)
-    model_dir = resolve_model(args.model)
+    model_dir = Path(args.model)  # resolved by main (node_model)
     (cmd,) = launch_commands(ROOT / "launch" / "spike_perception.launch.xml",
                              {"model": str(model_dir), "params_file": str(tmp / "p.yaml")})
     trace_path = tmp / "trace.json"
@@ -241,12 +240,7 @@ def main():
     args = ap.parse_args()
     if not os.environ.get("NODE_BENCH_INNER"):
         sys.exit(reexec_in_ros_env(sys.argv[1:], script=__file__))
-    from spike_perception.model_path import resolve_model
-
-    try:
-        model_dir = resolve_model(args.model)
-    except FileNotFoundError as e:
-        sys.exit(f"{Path(__file__).name}: --model {args.model}: {e}")
+    model_dir = node_model(args.model, __file__)
     args.model = str(model_dir)
     record = Record(model_dir)
     r = run(args)

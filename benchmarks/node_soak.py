@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from node_bench import ROOT, pct, reexec_in_ros_env, rss_mb  # noqa: E402
+from node_bench import ROOT, node_model, pct, reexec_in_ros_env, rss_mb  # noqa: E402
 from record import Record, model_identity  # noqa: E402
 
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("NODE_SOAK_DOMAIN_ID", "79")
@@ -46,7 +46,6 @@ def run(args) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
     from spike_perception.launch_xml import launch_commands
-    from spike_perception.model_path import resolve_model
     from spike_perception.stop_reasons import describe
     from spike_perception_interfaces.msg import AnytimeClassification
     from spike_perception_interfaces.srv import ClassifyWithDeadline
@@ -54,7 +53,7 @@ def run(args) -> dict:
     from anytime_snn.data import load_mnist
 
     images, _labels = load_mnist("test")
-    model = str(resolve_model(args.model))
+    model = args.model  # resolved by main (node_model)
     tmp = Path(tempfile.mkdtemp(prefix="node_soak_"))
     (tmp / "params.yaml").write_text(
         "/**:\n  ros__parameters:\n"
@@ -297,12 +296,8 @@ def main():
         ap.error("--fps must be > 0")
     if not os.environ.get("NODE_BENCH_INNER"):
         sys.exit(reexec_in_ros_env(sys.argv[1:], script=__file__))
-    from spike_perception.model_path import resolve_model
-
-    try:
-        model_dir = resolve_model(args.model)
-    except FileNotFoundError as e:
-        sys.exit(f"node_soak.py: --model {args.model}: {e}")
+    model_dir = node_model(args.model, __file__)
+    args.model = str(model_dir)
     record = Record(model_dir)
     r = run(args)
     r["model_identity"] = model_identity(model_dir)

@@ -85,6 +85,13 @@ def test_stop_conditions_validate(kw):
         StopConditions(**kw)
 
 
+def median_confidence(ref):
+    """A confidence the reference run reaches somewhere in the middle, and the first step (1-based) it does."""
+    conf = class_scores(ref.v_out, ref.t).max(axis=1)
+    target = float(np.sort(conf)[len(conf) // 2])
+    return target, int(np.flatnonzero(conf >= target)[0]) + 1
+
+
 # ----------------------------------------------------------------------------- queries
 
 
@@ -102,9 +109,7 @@ def test_query_runs_to_timesteps_and_matches_engine():
 
 def test_query_stops_at_confidence():
     ref = reference(X, 40)
-    conf = class_scores(ref.v_out, ref.t).max(axis=1)
-    target = float(np.sort(conf)[len(conf) // 2])  # reached somewhere in the middle
-    first = int(np.flatnonzero(conf >= target)[0]) + 1
+    target, first = median_confidence(ref)
     out = Query(engine(), Readout(BUNDLE), StopConditions(40, min_confidence=target), t_received=0.0,
                 chunk=16).run(X)
     assert out.stop_reason == CONFIDENCE and out.estimate.timestep == first
@@ -224,9 +229,7 @@ def test_query_cancel_returns_best_estimate_and_feedback_covers_every_step():
 
 def test_query_feedback_every_thins_the_estimates_up_to_the_answer():
     ref = reference(X, 40)
-    conf = class_scores(ref.v_out, ref.t).max(axis=1)
-    target = float(np.sort(conf)[len(conf) // 2])
-    first = int(np.flatnonzero(conf >= target)[0]) + 1
+    target, first = median_confidence(ref)
     seen = []
     out = Query(engine(), Readout(BUNDLE), StopConditions(40, min_confidence=target), t_received=0.0,
                 chunk=16).run(X, on_estimate=seen.append, feedback_every=3)
@@ -325,9 +328,7 @@ def test_reset_between_frames_false_carries_membrane_state():
 
 def test_stream_stops_early_on_confidence_and_events():
     ref = reference(X, 40)
-    conf = class_scores(ref.v_out, ref.t).max(axis=1)
-    target = float(np.sort(conf)[len(conf) // 2])
-    first = int(np.flatnonzero(conf >= target)[0]) + 1
+    target, first = median_confidence(ref)
     got = []
     proc = StreamProcessor(engine(), Readout(BUNDLE),
                            StreamSettings(timesteps=40, publish_every=6, min_confidence=target), got.append)

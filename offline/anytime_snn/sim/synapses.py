@@ -78,6 +78,8 @@ class Synapses:
     """One weighted layer's event-driven synapses for the streaming engine: ``block_current``."""
 
     def __init__(self, layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
+        if layer.kind not in ("conv2d", "depthwise_conv2d"):
+            raise ValueError(f"Synapses serves convolutions (dense layers take row sums), got {layer.kind!r}")
         self.g = geometry(layer, in_shape, out_shape)
         self.kernel = self.weights = np.ascontiguousarray(layer.weights, np.float32).ravel()
         if layer.kind == "conv2d":
