@@ -348,9 +348,32 @@ def node_soak(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def reproduce(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn reproduce --record: per model, each variant's metrics and the improvement over the baseline."""
+    out = ["| model, variant (record) | ANN (a_max) | peak accuracy (t) | final | P_l | P_p | events / image "
+           "| t to 90 / 95 / 99 % of the ANN |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for path, r in records:
+        for name, variants in r["numbers"]["models"].items():
+            for variant, v in variants.items():
+                m = v.get("metrics") if isinstance(v, dict) else None
+                if not m:
+                    continue
+                to = " / ".join(str(m["time_to"][k]) if m["time_to"][k] is not None else "never"
+                                for k in sorted(m["time_to"], key=float))
+                out.append(f"| {name}, {variant} (`{Path(path).stem}`) | {pct(m['ann_accuracy'])} % "
+                           f"| {pct(m['peak_accuracy'])} % ({m['peak_timestep']}) | {pct(m['final_accuracy'])} % "
+                           f"| {m['P_l']:.3g} | {m['P_p']:.3g} | {m['events_per_sample']:.3g} | {to} |")
+            imp = variants.get("improvement")
+            if imp:
+                notes.append(f"{name}: P_l {imp['P_l']:.2f}× and P_p {imp['P_p']:.2f}× lower than the baseline "
+                             "(above 1 is better).")
+    return "\n".join(out) + "\n\n" + "\n".join(notes) + "\n\n" + provenance(records)
+
+
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
-                                     bench_conv, evaluation, node_soak, engines, peers)}
+                                     bench_conv, evaluation, node_soak, engines, peers, reproduce)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
