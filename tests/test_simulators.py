@@ -155,6 +155,29 @@ def test_streaming_engine_matches_reference(spec, seed, chunks, density, compile
     np.testing.assert_array_equal(input_events, ref.input_events)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_event_driven_convolutions_with_wide_inputs(seed):
+    """The compiled convolutions read a pixel's spiking channels eight at a time, 64 per mask: input
+    widths 13 (a word and five single channels) and 80 (a full mask, then two words) through both
+    compiled engines, spike for spike with the reference at batch 3, event-driven paths only."""
+    from anytime_snn.sim.batch_engine import BatchEngine
+
+    spec = NetSpec(input_shape=(6, 6, 3), convs=(("conv2d", 3, 13, 1, "same"), ("conv2d", 3, 80, 1, "same"),
+                                                 ("conv2d", 3, 9, 2, "same")), dense=(7,), classes=3)
+    bundle = random_bundle(spec, seed)
+    x, timesteps = random_inputs(spec, 3, seed), 12
+    ref = reference.simulate(bundle, x, timesteps)
+    assert all(s.mean() > 0.02 for s in ref.spikes[:2])  # the inputs of the wide layers do spike
+    res = BatchEngine(bundle, threads=1, block=2, paths="events").run(x, timesteps, record_v_out=True,
+                                                                       record_spikes=True)
+    for raster, want in zip(res.spike_rasters, ref.spikes, strict=True):
+        np.testing.assert_array_equal(raster, want.transpose(1, 0, 2))
+    np.testing.assert_array_equal(res.v_out, ref.v_out.astype(np.float32))
+    v_out, cum_events, _ = _streaming_run(bundle, x, timesteps, [5], dict(event_density=2.0))
+    np.testing.assert_array_equal(v_out, ref.v_out.astype(np.float32))
+    np.testing.assert_array_equal(cum_events, np.cumsum(ref.events, axis=0))
+
+
 @settings(max_examples=12)
 @given(spec=st.one_of(SPECS, DENSE_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 5),
        chunk=st.integers(1, 3))

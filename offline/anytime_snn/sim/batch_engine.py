@@ -394,10 +394,6 @@ if numba is not None:
                 if row[j] != 0:
                     add_analog(first, w0, j, row[j], analog[b])
         current_all = np.empty(nb * max_out, np.float32)
-        max_in = 1
-        for i in range(n_ops):
-            max_in = max(max_in, prog[i, G_NIN])
-        cs = np.empty(max_in, np.int64)
         skipped = np.zeros(x.shape[0], np.int64)  # spikes of residual sources (not recorded)
         ring_all = np.zeros(max(nb * ring_size, 1), np.bool_)
         pool_all = np.zeros(max(nb * pool_size, 1), np.int32)
@@ -444,7 +440,7 @@ if numba is not None:
                                 if m[PATH] == DENSE_PATH:
                                     conv_all(m, wr, ytab, xtab, s[b], current[b])
                                 else:
-                                    conv_spikes(m, wr, ytab, xtab, s[b], current[b], cs)
+                                    conv_spikes(m, wr, ytab, xtab, s[b], current[b])
                         else:  # depthwise: every channel of a pixel at once, branch-free
                             wl = weights[m[WOFF]:m[WEND]]
                             for b in range(nb):

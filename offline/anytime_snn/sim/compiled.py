@@ -6,7 +6,9 @@ disk, releasing the GIL (the node's threads run engines in parallel), no bounds 
 
 - :func:`jit`: a kernel; :func:`parallel_jit`: a kernel with ``numba.prange`` loops;
 - :func:`inline`: a small function inlined into its callers at numba's IR level (the neuron update, the
-  event count), so one definition serves every kernel without a call in the inner loop.
+  event count), so one definition serves every kernel without a call in the inner loop;
+- :func:`load_word`: eight bytes of a bool array as one uint64 (an unaligned load), so that a kernel reads
+  eight spikes at once.
 """
 
 from __future__ import annotations
@@ -29,5 +31,21 @@ if numba is not None:
     jit = numba.njit(cache=True, nogil=True, boundscheck=False)
     parallel_jit = numba.njit(cache=True, nogil=True, boundscheck=False, parallel=True)
     inline = numba.njit(inline="always", nogil=True, boundscheck=False)
+
+    from llvmlite import ir
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def load_word(typingctx, array, index):
+        """The bytes ``array[index:index + 8]`` of a 1-d bool/uint8 array as one little-endian uint64 (the
+        caller keeps them in bounds)."""
+        if not (isinstance(array, numba.types.Array) and array.dtype in (numba.types.boolean, numba.types.uint8)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            pointer = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+            return builder.load(pointer, align=1)
+        return numba.types.uint64(array, index), codegen
 else:  # pragma: no cover - only without numba
-    jit = parallel_jit = inline = _unavailable
+    jit = parallel_jit = inline = load_word = _unavailable

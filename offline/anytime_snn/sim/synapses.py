@@ -20,9 +20,10 @@ import numpy as np
 
 from ..model.layers import Layer, same_padding
 
-from .compiled import inline, jit, numba, parallel_jit
+from .compiled import inline, jit, load_word, numba, parallel_jit
 
 DENSE, CONV, DEPTHWISE = 0, 1, 2
+GATHER = np.uint64(0x0102040810204080)  # (a word of eight 0/1 bytes x GATHER) >> 56: byte i -> bit i
 KIND_CODE = {"dense": DENSE, "conv2d": CONV, "depthwise_conv2d": DEPTHWISE}
 # Geometry of a weighted layer, the integer vector every kernel here takes.
 (G_KIND, G_IH, G_IW, G_IC, G_OH, G_OW, G_OC, G_KH, G_KW, G_SH, G_SW, G_PT, G_PL, G_NIN, G_NOUT, G_SIZE) = range(16)
@@ -87,7 +88,6 @@ class Synapses:
         else:
             self.ytab, self.xtab = np.zeros((0, 2), np.int64), np.zeros((0, 3), np.int64)
         n_in = int(self.g[G_NIN])
-        self.channels = np.empty(int(self.g[G_IC]), np.int64)
         # compile (or load from numba's cache) now, not on the first frame
         self.block_current(np.zeros((1, n_in), bool), np.empty((1, int(self.g[G_NOUT])), np.float32))
 
@@ -106,10 +106,12 @@ class Synapses:
             finally:
                 numba.set_num_threads(previous)
             return
-        _spike_block(self.g, self.weights, self.ytab, self.xtab, spikes, out, self.channels)
+        _spike_block(self.g, self.weights, self.ytab, self.xtab, spikes, out)
 
 
 if numba is not None:
+    from numba.cpython.unsafe.numbers import trailing_zeros
+
     @jit
     def window(p, k, s, n):  # pragma: no cover - compiled
         """The outputs o in [0, n) whose window (size k, stride s) holds padded input position p: (lo, hi+1)."""
@@ -249,32 +251,49 @@ if numba is not None:
             f += s
         return e, f
 
+    @inline
+    def spike_mask(src, j, n):  # pragma: no cover - compiled
+        """Bit c of the result is src[j + c], for c < n <= 64: eight spikes at a time (a word of 0/1 bytes
+        gathered into 8 bits by one multiply, :data:`GATHER`; little-endian bytes, as on x86 and ARM), the
+        rest one by one."""
+        m = np.uint64(0)
+        c = 0
+        while c + 8 <= n:
+            m |= ((load_word(src, j + c) * GATHER) >> np.uint64(56)) << np.uint64(c)
+            c += 8
+        while c < n:
+            m |= np.uint64(src[j + c]) << np.uint64(c)
+            c += 1
+        return m
+
     @jit
-    def conv_spikes(g, rows, ytab, xtab, src, out, cs):  # pragma: no cover - compiled
+    def conv_spikes(g, rows, ytab, xtab, src, out):  # pragma: no cover - compiled
         """out += the synapses of every spike of ``src`` through a conv2d (``rows``, ``ytab``, ``xtab``
-        from :func:`conv_rows`). Pixel by pixel: the channels that spiked are listed without branches
-        (``cs``, at least C_in long), then each window row gets one contiguous run of weights per
-        spiking channel. Spikes stay in ascending input order for every output."""
+        from :func:`conv_rows`). Pixel by pixel: the pixel's spiking channels as a bit mask (64 channels
+        at a time, :func:`spike_mask`; a silent pixel costs a few instructions), then each window row gets
+        one contiguous run of weights per set bit, lowest first. Spikes stay in ascending input order for
+        every output."""
         ih, iw, ic, oc, kw, sh, ow, pt = g[G_IH], g[G_IW], g[G_IC], g[G_OC], g[G_KW], g[G_SH], g[G_OW], g[G_PT]
         j = 0
         for y in range(ih):
             oy0, oy1 = ytab[y, 0], ytab[y, 1]
             for x in range(iw):
-                n = 0
-                for c in range(ic):
-                    cs[n] = c
-                    n += src[j + c]
+                for c0 in range(0, ic, 64):
+                    mask = spike_mask(src, j + c0, min(64, ic - c0))
+                    if mask == 0:
+                        continue
+                    length, ob0, slot = window_run(xtab, x, oc)
+                    for oy in range(oy0, oy1):
+                        ky, orow = window_row(out, y + pt, oy, sh, ow * oc, ob0, length)
+                        rest = mask
+                        while rest:
+                            c = c0 + np.int64(trailing_zeros(rest))
+                            rest &= rest - np.uint64(1)
+                            wb = ((ky * ic + c) * kw + slot) * oc
+                            wrow = rows[wb:wb + length]
+                            for e in range(length):
+                                orow[e] += wrow[e]
                 j += ic
-                if n == 0:
-                    continue
-                length, ob0, slot = window_run(xtab, x, oc)
-                for oy in range(oy0, oy1):
-                    ky, orow = window_row(out, y + pt, oy, sh, ow * oc, ob0, length)
-                    for q in range(n):
-                        wb = ((ky * ic + cs[q]) * kw + slot) * oc
-                        wrow = rows[wb:wb + length]
-                        for e in range(length):
-                            orow[e] += wrow[e]
 
     @jit
     def _analog(g, w, x, out):  # pragma: no cover - compiled
@@ -284,20 +303,19 @@ if numba is not None:
                 add_analog(g, w, j, x[j], out)
 
     @jit
-    def _spike_block(g, w, ytab, xtab, spikes, out, cs):  # pragma: no cover - compiled
+    def _spike_block(g, w, ytab, xtab, spikes, out):  # pragma: no cover - compiled
         for i in range(spikes.shape[0]):
             out[i, :] = 0
             if g[G_KIND] == CONV:
-                conv_spikes(g, w, ytab, xtab, spikes[i], out[i], cs)
+                conv_spikes(g, w, ytab, xtab, spikes[i], out[i])
             else:  # depthwise (dense layers take the streaming engine's row sums)
                 depthwise_all(g, w, spikes[i], out[i])
 
     @parallel_jit
     def _spike_block_parallel(g, w, ytab, xtab, spikes, out):  # pragma: no cover - compiled
         for i in numba.prange(spikes.shape[0]):
-            cs = np.empty(g[G_IC], np.int64)
             out[i, :] = 0
             if g[G_KIND] == CONV:
-                conv_spikes(g, w, ytab, xtab, spikes[i], out[i], cs)
+                conv_spikes(g, w, ytab, xtab, spikes[i], out[i])
             else:  # depthwise (dense layers take the streaming engine's row sums)
                 depthwise_all(g, w, spikes[i], out[i])
