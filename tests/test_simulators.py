@@ -168,8 +168,8 @@ def test_event_driven_convolutions_with_wide_inputs(seed):
     x, timesteps = random_inputs(spec, 3, seed), 12
     ref = reference.simulate(bundle, x, timesteps)
     assert all(s.mean() > 0.02 for s in ref.spikes[:2])  # the inputs of the wide layers do spike
-    res = BatchEngine(bundle, threads=1, block=2, paths="events").run(x, timesteps, record_v_out=True,
-                                                                       record_spikes=True)
+    engine = BatchEngine(bundle, threads=1, block=2, paths="events")
+    res = engine.run(x, timesteps, record_v_out=True, record_spikes=True)
     for raster, want in zip(res.spike_rasters, ref.spikes, strict=True):
         np.testing.assert_array_equal(raster, want.transpose(1, 0, 2))
     np.testing.assert_array_equal(res.v_out, ref.v_out.astype(np.float32))
