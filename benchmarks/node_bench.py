@@ -116,7 +116,8 @@ def run(args) -> dict:
     model = args.model  # resolved by main (node_model)
     params = Path(tempfile.mkdtemp()) / "bench.yaml"
     params.write_text(f"/**:\n  ros__parameters:\n    timesteps: {args.timesteps}\n    publish_every: 1\n"
-                      + (f"    deadline_margin: {args.deadline_margin}\n" if args.deadline_margin is not None else ""))
+                      + (f"    deadline_margin: {args.deadline_margin}\n" if args.deadline_margin is not None else "")
+                      + f"    engine_threads: {args.engine_threads}\n")
     (cmd,) = launch_commands(ROOT / "launch" / "spike_perception.launch.xml",
                              {"model": model, "params_file": str(params), "image_topic": "camera/image"})
     node_log = open(Path(tempfile.mkdtemp()) / "node.log", "wb")
@@ -186,7 +187,8 @@ def run(args) -> dict:
             time.sleep(0.0005)
         raise TimeoutError(f"no final estimate for frame {tag}/{i}")
 
-    results: dict = {"model": model, "timesteps_per_frame": args.timesteps, "load_average_start": os.getloadavg()}
+    results: dict = {"model": model, "timesteps_per_frame": args.timesteps, "engine_threads": args.engine_threads,
+                     "load_average_start": os.getloadavg()}
     try:
         t0 = time.monotonic()
         while not (srv.service_is_ready() and setp.service_is_ready() and pub.get_subscription_count() > 0):
@@ -380,6 +382,7 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--soak", type=float, default=20.0, help="seconds of the 30 fps stream (600 for the full target)")
     ap.add_argument("--deadline-margin", type=float, help="the node's deadline_margin parameter (default: its own)")
+    ap.add_argument("--engine-threads", type=int, default=1, help="the node's engine_threads parameter (default 1)")
     ap.add_argument("--budget-from", choices=["send", "receipt"], default="send",
                     help="the node's budget_from_send_time parameter for the deadline queries")
     ap.add_argument("--ab", action="store_true",

@@ -430,3 +430,26 @@ print(len(tids), ok_cpu, fifo, bool(problems))
     n, ok_cpu, fifo, problems = out.stdout.split()
     assert int(n) >= 4 and ok_cpu == "True", out
     assert fifo == "True" or problems == "True", out  # SCHED_FIFO, or a clear problem report where not permitted
+
+
+def test_model_runtime_engines_share_conv_steps_among_engine_threads(tmp_path):
+    """The node's ``engine_threads`` reaches every engine of the runtime (the stream's and the queries'),
+    and the threads only share the work: the same estimates as one thread."""
+    from anytime_snn.model.io import save_bundle
+    from anytime_snn.testing import NetSpec, random_bundle, random_inputs
+    from spike_perception.runtime import ModelRuntime
+
+    spec = NetSpec(input_shape=(8, 8, 2), convs=(("conv2d", 3, 8, 1, "same"), ("conv2d", 3, 8, 2, "same")),
+                   dense=(6,), classes=3)
+    path = save_bundle(random_bundle(spec, 4), tmp_path / "conv")
+    x = random_inputs(spec, 1, 4)[0]
+    blocks = []
+    for threads in (1, 2):
+        runtime = ModelRuntime(str(path), max_engines=2, threads=threads)
+        engines = [runtime.new_engine(), runtime.acquire()]
+        assert [e.threads for e in engines] == [threads, threads]
+        assert all(p.threads == threads for p in engines[0].pops)
+        engines[1].reset(x)
+        blocks.append(engines[1].advance(12))
+    np.testing.assert_array_equal(blocks[0].v_out, blocks[1].v_out)
+    np.testing.assert_array_equal(blocks[0].cumulative_events, blocks[1].cumulative_events)

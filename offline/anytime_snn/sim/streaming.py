@@ -213,7 +213,7 @@ class StreamingEngine:
 
     def __init__(self, bundle: Bundle, max_chunk: int = 64, event_density: float | None = None,
                  compiled: bool = True, threads: int = 1):
-        self.bundle = bundle
+        self.bundle, self.threads = bundle, threads
         ks = kernels.kernel_set(compiled)
         self.max_chunk = max_chunk
         self.num_classes = bundle.num_classes

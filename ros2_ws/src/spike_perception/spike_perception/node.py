@@ -106,6 +106,10 @@ PARAMS = {
                                   "engine; read at start-up).",
                                dict(read_only=True,
                                     integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])),
+    "engine_threads": (1, "Threads that share the steps of each chunk in the engines' event-driven convolutions "
+                          "(the stream's and each query's); 1 keeps an engine on its own thread. More helps a "
+                          "convolutional model where cores are idle (read at start-up).",
+                       dict(read_only=True, integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])),
     "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the stream worker and query threads; 0 = the normal "
                              "scheduler. Needs CAP_SYS_NICE or root; a clear warning when not permitted.",
                           dict(integer_range=[IntegerRange(from_value=0, to_value=99, step=1)])),
@@ -168,6 +172,7 @@ class _Classifier:
         """Load and warm the model; raises (BundleError, FileNotFoundError, SettingsError) when it cannot."""
         values = {name: self.get_parameter(name).value for name in PARAMS}
         self.max_concurrent_queries = int(values["max_concurrent_queries"])
+        self.engine_threads = int(values["engine_threads"])
         self.model = self._load_model(values["model"])
         self.settings = self._pending_settings = self._settings(values, self.model)
         self.deadline_margin = float(values["deadline_margin"])
@@ -251,7 +256,7 @@ class _Classifier:
 
     # ------------------------------------------------------------------ parameters
     def _load_model(self, value: str) -> ModelRuntime:
-        return ModelRuntime(str(resolve_model(value)), self.max_concurrent_queries)
+        return ModelRuntime(str(resolve_model(value)), self.max_concurrent_queries, self.engine_threads)
 
     @staticmethod
     def _settings(values: dict, model: ModelRuntime) -> StreamSettings:

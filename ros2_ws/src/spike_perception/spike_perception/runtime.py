@@ -18,10 +18,11 @@ MAX_CHUNK = 64  # steps per engine call: the granularity at which queries check 
 
 class ModelRuntime:
     """Everything derived from one loaded bundle: input adapter, readout (labels, identity, calibration),
-    and a pool of warmed-up streaming engines for queries with a step-time estimate."""
+    and a pool of warmed-up streaming engines for queries with a step-time estimate. ``threads``: numba
+    threads per engine in event-driven convolutions (:class:`StreamingEngine`)."""
 
-    def __init__(self, path: str, max_engines: int = 4):
-        self.path = path
+    def __init__(self, path: str, max_engines: int = 4, threads: int = 1):
+        self.path, self.threads = path, threads
         self.bundle = load_bundle(path)
         self.adapter = InputAdapter.for_bundle(self.bundle)
         self.model_id = model_identity(path)
@@ -34,7 +35,7 @@ class ModelRuntime:
         self.max_engines = max_engines
 
     def new_engine(self) -> StreamingEngine:
-        engine = StreamingEngine(self.bundle, max_chunk=MAX_CHUNK)
+        engine = StreamingEngine(self.bundle, max_chunk=MAX_CHUNK, threads=self.threads)
         x = np.full(self.bundle.input.shape, 0.5, np.float32)
         engine.reset(x)
         engine.advance(2)  # warm-up: first-call costs (kernels, caches) are paid here
