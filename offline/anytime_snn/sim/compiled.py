@@ -8,7 +8,10 @@ disk, releasing the GIL (the node's threads run engines in parallel), no bounds 
 - :func:`inline`: a small function inlined into its callers at numba's IR level (the neuron update, the
   event count), so one definition serves every kernel without a call in the inner loop;
 - :func:`load_word`: eight bytes of a bool array as one uint64 (an unaligned load), so that a kernel reads
-  eight spikes at once.
+  eight spikes at once;
+- :func:`add_lanes`: ``out[o:o + LANES] += w[i:i + LANES]`` as one LLVM vector operation: a short run of
+  float32 adds without the alias checks and remainder loops LLVM wraps around a loop of unknown length
+  (element-wise adds, so the same floats as the loop).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ try:
     import numba
 except ImportError:  # pragma: no cover - numba is a core dependency
     numba = None
+
+
+LANES = 16  # float32 per add_lanes: one AVX-512 register, two AVX2 or four NEON ones
 
 
 def _unavailable(*_args, **_kwargs):  # pragma: no cover - only without numba
@@ -47,5 +53,25 @@ if numba is not None:
             pointer = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
             return builder.load(pointer, align=1)
         return numba.types.uint64(array, index), codegen
+
+    @intrinsic
+    def add_lanes(typingctx, out, o, w, i):
+        """``out[o:o + LANES] += w[i:i + LANES]`` (1-d float32 arrays; the caller keeps both in bounds)."""
+        f32 = numba.types.float32
+        if not (isinstance(out, numba.types.Array) and isinstance(w, numba.types.Array)
+                and out.dtype == f32 and w.dtype == f32):
+            return None
+
+        def codegen(context, builder, signature, args):
+            vector = ir.VectorType(ir.FloatType(), LANES).as_pointer()
+
+            def pointer(array_type, array, index):
+                data = context.make_array(array_type)(context, builder, array).data
+                return builder.bitcast(builder.gep(data, [index]), vector)
+            target = pointer(signature.args[0], args[0], args[1])
+            source = pointer(signature.args[2], args[2], args[3])
+            builder.store(builder.fadd(builder.load(target, align=4), builder.load(source, align=4)), target, align=4)
+            return context.get_dummy_value()
+        return numba.types.void(out, o, w, i), codegen
 else:  # pragma: no cover - only without numba
-    jit = parallel_jit = inline = load_word = _unavailable
+    jit = parallel_jit = inline = load_word = add_lanes = _unavailable

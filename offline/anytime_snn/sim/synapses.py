@@ -20,7 +20,7 @@ import numpy as np
 
 from ..model.layers import Layer, same_padding
 
-from .compiled import inline, jit, load_word, numba, parallel_jit
+from .compiled import LANES, add_lanes, inline, jit, load_word, numba, parallel_jit
 
 DENSE, CONV, DEPTHWISE = 0, 1, 2
 GATHER = np.uint64(0x0102040810204080)  # (a word of eight 0/1 bytes x GATHER) >> 56: byte i -> bit i
@@ -183,11 +183,10 @@ if numba is not None:
         return xtab[x, 1] * oc, xtab[x, 0] * oc, xtab[x, 2]
 
     @inline
-    def window_row(out, yp, oy, sh, row_size, ob0, length):  # pragma: no cover - compiled
-        """Output row oy of the window of padded input row yp: (kernel row ky, the run of ``length``
-        currents from offset ob0 of that output row)."""
-        ob = oy * row_size + ob0
-        return yp - oy * sh, out[ob:ob + length]
+    def window_row(yp, oy, sh, row_size, ob0):  # pragma: no cover - compiled
+        """Output row oy of the window of padded input row yp: (kernel row ky, the offset of the run of
+        currents that starts at ob0 within that output row)."""
+        return yp - oy * sh, oy * row_size + ob0
 
     @jit
     def conv_all(g, rows, ytab, xtab, src, out):  # pragma: no cover - compiled
@@ -200,7 +199,8 @@ if numba is not None:
             for x in range(iw):
                 length, ob0, slot = window_run(xtab, x, oc)
                 for oy in range(oy0, oy1):
-                    ky, orow = window_row(out, y + pt, oy, sh, ow * oc, ob0, length)
+                    ky, ob = window_row(y + pt, oy, sh, ow * oc, ob0)
+                    orow = out[ob:ob + length]
                     for c in range(ic):
                         f = np.float32(1.0) if src[j + c] else np.float32(0.0)
                         wb = ((ky * ic + c) * kw + slot) * oc
@@ -270,10 +270,11 @@ if numba is not None:
     def conv_spikes(g, rows, ytab, xtab, src, out):  # pragma: no cover - compiled
         """out += the synapses of every spike of ``src`` through a conv2d (``rows``, ``ytab``, ``xtab``
         from :func:`conv_rows`). Pixel by pixel: the pixel's spiking channels as a bit mask (64 channels
-        at a time, :func:`spike_mask`; a silent pixel costs a few instructions), then each window row gets
-        one contiguous run of weights per set bit, lowest first. Spikes stay in ascending input order for
-        every output."""
+        at a time, :func:`spike_mask`; a silent pixel costs a few instructions), then per set bit, lowest
+        first, one contiguous run of weights into each row of the window: in vector adds (:func:`add_lanes`)
+        when C_out is a multiple of :data:`LANES`. Spikes stay in ascending input order for every output."""
         ih, iw, ic, oc, kw, sh, ow, pt = g[G_IH], g[G_IW], g[G_IC], g[G_OC], g[G_KW], g[G_SH], g[G_OW], g[G_PT]
+        lanes = oc % LANES == 0
         j = 0
         for y in range(ih):
             oy0, oy1 = ytab[y, 0], ytab[y, 1]
@@ -283,16 +284,19 @@ if numba is not None:
                     if mask == 0:
                         continue
                     length, ob0, slot = window_run(xtab, x, oc)
-                    for oy in range(oy0, oy1):
-                        ky, orow = window_row(out, y + pt, oy, sh, ow * oc, ob0, length)
-                        rest = mask
-                        while rest:
-                            c = c0 + np.int64(trailing_zeros(rest))
-                            rest &= rest - np.uint64(1)
+                    rest = mask
+                    while rest:
+                        c = c0 + np.int64(trailing_zeros(rest))
+                        rest &= rest - np.uint64(1)
+                        for oy in range(oy0, oy1):
+                            ky, ob = window_row(y + pt, oy, sh, ow * oc, ob0)
                             wb = ((ky * ic + c) * kw + slot) * oc
-                            wrow = rows[wb:wb + length]
-                            for e in range(length):
-                                orow[e] += wrow[e]
+                            if lanes:
+                                for e in range(0, length, LANES):
+                                    add_lanes(out, ob + e, rows, wb + e)
+                            else:
+                                for e in range(length):
+                                    out[ob + e] += rows[wb + e]
                 j += ic
 
     @jit
