@@ -185,6 +185,8 @@ def node_bench(records: list[tuple[str, dict]], rate_target: str = "≥ 10,000",
     row("first estimate, client round trip, ms median / p90",
         lambda n: f"{ms(n['first_estimate_ms']['client_roundtrip_median'])} / "
                   f"{ms(n['first_estimate_ms']['client_roundtrip_p90'])}", "—")
+    if any("engine_threads" in r["numbers"] for _, r in records):
+        row("engine threads (`engine_threads`)", lambda n: str(n.get("engine_threads", 1)), "—")
     for k in (10, 1):
         row(f"timesteps/s in the node, `publish_every` {k} (engine only)",
             lambda n, k=k: f"{n['timestep_rate'][f'publish_every_{k}']['steps_per_s_median']:,.0f} "
@@ -214,6 +216,19 @@ def optimizer_eval(records: list[tuple[str, dict]]) -> str:
     last = records[-1][1]["numbers"]["seconds_per_eval_median"]
     out.append(f"\nAt the last row's speed the paper's first two phases (100 + 1,000 full evaluations) take "
                f"{1100 * last / 3600:.1f} h of evaluations.")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+def incremental(records: list[tuple[str, dict]]) -> str:
+    """bench_optimize.py --neuron-steps: neuron-phase steps with the incremental simulator against full runs."""
+    out = ["| model (record) | steps | samples simulated again | s per evaluation, incremental / full | full / incremental |",
+           "|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        sec = n["seconds_per_eval_median"]
+        out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {n['steps']} | "
+                   f"{100 * n['samples_simulated_fraction_rank0']:.0f} % | {sec['incremental']:.3f} / {sec['full']:.3f} | "
+                   f"**{n['full_over_incremental']:.2f}×** |")
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
@@ -373,7 +388,7 @@ def reproduce(records: list[tuple[str, dict]]) -> str:
 
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
-                                     bench_conv, evaluation, node_soak, engines, peers, reproduce)}
+                                     bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
