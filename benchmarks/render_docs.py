@@ -221,13 +221,14 @@ def optimizer_eval(records: list[tuple[str, dict]]) -> str:
 
 def incremental(records: list[tuple[str, dict]]) -> str:
     """bench_optimize.py --neuron-steps: neuron-phase steps with the incremental simulator against full runs."""
-    out = ["| model (record) | steps | samples simulated again | s per evaluation, incremental / full | full / incremental |",
-           "|---|---|---|---|---|"]
+    out = ["| model (record) | steps | samples simulated again | s per evaluation, incremental / full "
+           "| full / incremental |", "|---|---|---|---|---|"]
     for path, r in records:
         n = r["numbers"]
         sec = n["seconds_per_eval_median"]
         out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {n['steps']} | "
-                   f"{100 * n['samples_simulated_fraction_rank0']:.0f} % | {sec['incremental']:.3f} / {sec['full']:.3f} | "
+                   f"{100 * n['samples_simulated_fraction_rank0']:.0f} % | "
+                   f"{sec['incremental']:.3f} / {sec['full']:.3f} | "
                    f"**{n['full_over_incremental']:.2f}×** |")
     return "\n".join(out) + "\n\n" + provenance(records)
 
