@@ -53,7 +53,7 @@ def main() -> int:
     args = ap.parse_args()
     record = Record()
     rng = np.random.default_rng(1)
-    out = {"loadavg": Path("/proc/loadavg").read_text().split()[:3], "block": args.block, "layers": {},
+    out = {"loadavg": Path("/proc/loadavg").read_text().split()[:3], "block": args.block, "k": args.k, "layers": {},
            "workload": "synthetic: random weights (seed 0) and random spike maps (seed 1), no model"}
     for name, (layer, in_shape) in layers().items():
         o_shape = output_shape(layer, in_shape)
@@ -61,8 +61,7 @@ def main() -> int:
         nin, nout = int(g[synapses.G_NIN]), int(g[synapses.G_NOUT])
         if layer.kind == "conv2d":
             w, ytab, xtab = synapses.conv_rows(layer, g)
-            cs = np.empty(int(g[synapses.G_IC]), np.int64)
-            paths = {"events": lambda s, c: [synapses.conv_spikes(g, w, ytab, xtab, s[b], c[b], cs)
+            paths = {"events": lambda s, c: [synapses.conv_spikes(g, w, ytab, xtab, s[b], c[b])
                                              for b in range(len(s))],
                      "dense": lambda s, c: [synapses.conv_all(g, w, ytab, xtab, s[b], c[b]) for b in range(len(s))]}
         else:

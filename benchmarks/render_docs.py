@@ -233,6 +233,26 @@ def incremental(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def bench_paths(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/bench_paths.py: per layer, the lowest input rate at which the dense path (batched) or one
+    GEMM/einsum (streaming, per record's k) beat the event-driven path, and the ratio at the highest rate."""
+    def cell(entry, key, slow, fast):
+        top = entry["seconds"][max(entry["seconds"], key=float)]
+        ratio = top[slow] / top[fast]
+        return f"{entry[key] if entry[key] is not None else 'never'} ({ratio:.2f}× at 0.9)"
+    layers = [name for name in records[0][1]["numbers"]["layers"] if not name.startswith("streaming")]
+    out = ["| layer | " + " | ".join(f"batched dense path faster from (`{Path(p).stem}`)" for p, _ in records)
+           + " | " + " | ".join(f"streaming GEMM faster from (`{Path(p).stem}`)" for p, _ in records) + " |",
+           "|---|" + "---|" * (2 * len(records))]
+    for name in layers:
+        row = [cell(r["numbers"]["layers"][name], "dense_faster_from_rate", "events", "dense") for _, r in records]
+        for _, r in records:
+            key = next(k for k in r["numbers"]["layers"] if k.startswith("streaming") and k.endswith(": " + name))
+            row.append(cell(r["numbers"]["layers"][key], "gemm_faster_from_rate", "events", "gemm"))
+        out.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 def _printed(fn, *args) -> str:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -389,7 +409,8 @@ def reproduce(records: list[tuple[str, dict]]) -> str:
 
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
-                                     bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental)}
+                                     bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
+                                     bench_paths)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
