@@ -407,10 +407,72 @@ def reproduce(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + "\n".join(notes) + "\n\n" + provenance(records)
 
 
+def acc(x: float) -> str:
+    """An accuracy over thousands of test images: two decimals, 0.99155 -> 99.16."""
+    return f"{100 * x:.2f}"
+
+
+def _time_to(m: dict, level: str) -> str:
+    value = next((v for k, v in m["time_to"].items() if abs(float(k) - float(level)) < 1e-9), None)
+    return "never" if value is None else str(value)
+
+
+def fig4(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn reproduce fig4 --record: unoptimized models, V0 = 0.5 against V0 = 0 (paper Figure 4)."""
+    out = ["| model (record) | ANN | P_l, V0 = 0 | P_l, V0 = 0.5 | relative P_l | peak accuracy (t), V0 = 0 / 0.5 "
+           "| t to 99 % of the ANN, V0 = 0 / 0.5 |", "|---|---|---|---|---|---|---|"]
+    for path, r in records:
+        for name, m in r["numbers"]["models"].items():
+            a, b = m["v0_0"], m["v0_0.5"]
+            out.append(f"| {name} (`{Path(path).stem}`) | {acc(a['ann_accuracy'])} % | {a['P_l']:.3g} | {b['P_l']:.3g} "
+                       f"| **{m['relative_P_l']:.3f}** | {acc(a['peak_accuracy'])} % ({a['peak_timestep']}) / "
+                       f"{acc(b['peak_accuracy'])} % ({b['peak_timestep']}) | {_time_to(a, '0.99')} / "
+                       f"{_time_to(b, '0.99')} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+def table2(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn reproduce table2 --record: SpiNNaker dynamics before/after optimizing under them (paper Table 2),
+    against the paper's columns; the NEST check of both networks."""
+    out = []
+    for path, r in records:
+        n = r["numbers"]
+        before, after, paper, spikes = n["before"], n["after"], n["paper"], n["spikes"]
+        rows = [("max_t a_t", lambda v: f"{acc(v['peak_accuracy'])} % (t = {v['peak_timestep']})",
+                 lambda v: f"{acc(v['peak_accuracy'])} %"),
+                ("P_l", lambda v: f"{v['P_l']:.3g}", lambda v: f"{v['P_l']:.3g}")]
+        out += [f"`{Path(path).stem}`: T = {n['timesteps']}, a_max = the ANN's {acc(before['ann_accuracy'])} % on the "
+                "evaluated images", "", "| metric | paper before | paper after | ours before | ours after |",
+                "|---|---|---|---|---|"]
+        for label, ours, theirs in rows:
+            out.append(f"| {label} | {theirs(paper['before'])} | {theirs(paper['after'])} | {ours(before)} "
+                       f"| **{ours(after)}** |")
+        out.append(f"| P_p, spiking events | {paper['before']['P_p_spikes']:.3g} | {paper['after']['P_p_spikes']:.3g} "
+                   f"| {spikes['before']['P_p']:.3g} | **{spikes['after']['P_p']:.3g}** |")
+        out.append(f"| P_p, synaptic events | — | — | {before['P_p']:.3g} | {after['P_p']:.3g} |")
+        out.append(f"| spikes per sample | — | — | {spikes['before']['total']:,.0f} "
+                   f"| {spikes['after']['total']:,.0f} |")
+        out.append(f"| t to 90 / 99 % of a_max | — | — | {_time_to(before, '0.9')} / {_time_to(before, '0.99')} "
+                   f"| {_time_to(after, '0.9')} / {_time_to(after, '0.99')} |")
+        imp = n["improvement"]
+        out += ["", f"P_l {imp['P_l']:.1f}× and P_p (synaptic events) {imp['P_p']:.1f}× lower after optimization; "
+                f"P_p in spikes {spikes['before']['P_p'] / spikes['after']['P_p']:.1f}× lower (the paper: "
+                f"{paper['before']['P_l'] / paper['after']['P_l']:.1f}× and "
+                f"{paper['before']['P_p_spikes'] / paper['after']['P_p_spikes']:.1f}×)."]
+        for key, c in (n.get("nest") or {}).items():
+            out.append(f"NEST, {key} ({c['images']} images × {c['timesteps']} steps): spike trains "
+                       f"{'identical' if c['spike_trains_equal'] else 'not identical'} to the reference, predictions "
+                       f"{'identical' if c['predictions_equal'] else 'differ'}, events "
+                       f"{'identical' if c['events_equal'] else 'differ'}; accuracy at the last step "
+                       f"{acc(c['accuracy_nest'])} % (our batched engine {acc(c['accuracy_ours'])} %).")
+        out.append("")
+    return "\n".join(out) + "\n" + provenance(records)
+
+
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
-                                     bench_paths)}
+                                     bench_paths, fig4, table2)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
