@@ -458,9 +458,9 @@ def table2(records: list[tuple[str, dict]]) -> str:
         out += ["", f"P_l {imp['P_l']:.1f}× and P_p (synaptic events) {imp['P_p']:.1f}× lower after optimization; "
                 f"P_p in spikes {spikes['before']['P_p'] / spikes['after']['P_p']:.1f}× lower (the paper: "
                 f"{paper['before']['P_l'] / paper['after']['P_l']:.1f}× and "
-                f"{paper['before']['P_p_spikes'] / paper['after']['P_p_spikes']:.1f}×)."]
+                f"{paper['before']['P_p_spikes'] / paper['after']['P_p_spikes']:.1f}×).", ""]
         for key, c in (n.get("nest") or {}).items():
-            out.append(f"NEST, {key} ({c['images']} images × {c['timesteps']} steps): spike trains "
+            out.append(f"- NEST, {key} ({c['images']} images × {c['timesteps']} steps): spike trains "
                        f"{'identical' if c['spike_trains_equal'] else 'not identical'} to the reference, predictions "
                        f"{'identical' if c['predictions_equal'] else 'differ'}, events "
                        f"{'identical' if c['events_equal'] else 'differ'}; accuracy at the last step "
