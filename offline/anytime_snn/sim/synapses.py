@@ -15,6 +15,7 @@ array: an offset added inside the index stops LLVM from vectorizing the inner lo
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from .compiled import LANES, add_lanes, inline, jit, load_word, numba, parallel_
 
 DENSE, CONV, DEPTHWISE = 0, 1, 2
 GATHER = np.uint64(0x0102040810204080)  # (a word of eight 0/1 bytes x GATHER) >> 56: byte i -> bit i
+LITTLE_ENDIAN = sys.byteorder == "little"  # GATHER needs byte i of a word to be its i-th lowest byte
 KIND_CODE = {"dense": DENSE, "conv2d": CONV, "depthwise_conv2d": DEPTHWISE}
 # Geometry of a weighted layer, the integer vector every kernel here takes.
 (G_KIND, G_IH, G_IW, G_IC, G_OH, G_OW, G_OC, G_KH, G_KW, G_SH, G_SW, G_PT, G_PL, G_NIN, G_NOUT, G_SIZE) = range(16)
@@ -254,11 +256,11 @@ if numba is not None:
     @inline
     def spike_mask(src, j, n):  # pragma: no cover - compiled
         """Bit c of the result is src[j + c], for c < n <= 64: eight spikes at a time (a word of 0/1 bytes
-        gathered into 8 bits by one multiply, :data:`GATHER`; little-endian bytes, as on x86 and ARM), the
-        rest one by one."""
+        gathered into 8 bits by one multiply, :data:`GATHER`; on little-endian machines such as x86 and
+        ARM), the rest one by one."""
         m = np.uint64(0)
         c = 0
-        while c + 8 <= n:
+        while LITTLE_ENDIAN and c + 8 <= n:
             m |= ((load_word(src, j + c) * GATHER) >> np.uint64(56)) << np.uint64(c)
             c += 8
         while c < n:
