@@ -412,6 +412,17 @@ def acc(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+def image_convert(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/bench_image_convert.py: the node's image conversion per frame, median."""
+    out = ["| frame (record) | into the model's input | median per frame |", "|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        shape = "×".join(str(d) for d in n["model_input"])
+        for frame, us in n["median_us_per_frame"].items():
+            out.append(f"| {frame} (`{Path(path).stem}`) | {shape} | {us:,.0f} µs |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 def _time_to(m: dict, level: str) -> str:
     value = next((v for k, v in m["time_to"].items() if abs(float(k) - float(level)) < 1e-9), None)
     return "never" if value is None else str(value)
@@ -472,7 +483,7 @@ def table2(records: list[tuple[str, dict]]) -> str:
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
-                                     bench_paths, fig4, table2)}
+                                     bench_paths, fig4, table2, image_convert)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
