@@ -423,6 +423,18 @@ def image_convert(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def fresh_clone(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/fresh_clone.py via record_command.py: a new user's command on a fresh clone, timed."""
+    out = ["| command (record) | commit | wall time | result | `.venv` | clone |", "|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        result = (f"{n['passed']} of {n['tests']} tests passed, {n['failed']} failed, {n['skips']} skips"
+                  if "tests" in n else f"exit status {n['exit_status']}")
+        out.append(f"| `{n['command']}` (`{Path(path).stem}`) | {n['clone_commit'][:7]} | {n['wall_seconds']:.0f} s "
+                   f"| {result} | {n['venv_mb']:,.0f} MB | {n['clone_mb']:,.0f} MB |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 def _time_to(m: dict, level: str) -> str:
     value = next((v for k, v in m["time_to"].items() if abs(float(k) - float(level)) < 1e-9), None)
     return "never" if value is None else str(value)
@@ -483,7 +495,8 @@ def table2(records: list[tuple[str, dict]]) -> str:
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
-                                     bench_paths, fig4, table2, image_convert)}
+                                     bench_paths, fig4, table2, image_convert,
+                                     fresh_clone)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
