@@ -90,7 +90,7 @@ NUMPY = SimpleNamespace(integrate=numpy_integrate, spike_events=numpy_spike_even
 COMPILED_KERNELS = None
 if numba is not None:
     from .neuron import fire, step
-    from .synapses import count_events
+    from .synapses import add_dense_rows, count_events
 
     @jit
     def _integrate(current, v, refractory, threshold, subtract, refractory_steps, spikes):  # pragma: no cover
@@ -118,15 +118,15 @@ if numba is not None:
 
     @jit
     def _spike_rows_sum(spikes, weights, out):  # pragma: no cover
+        """Step by step, the batched engine's row sums (:func:`synapses.add_dense_rows`, the one definition):
+        the step's output row stays in L1 while the rows of the inputs that spiked are added (summing all k
+        steps at once measured no reliable gain, docs/performance.md)."""
         k, n_in = spikes.shape
         m = weights.shape[1]
+        flat = weights.reshape(n_in * m)
+        out[:] = 0
         for i in range(k):
-            for c in range(m):
-                out[i, c] = 0
-            for j in range(n_in):
-                if spikes[i, j]:
-                    for c in range(m):
-                        out[i, c] += weights[j, c]
+            add_dense_rows(spikes[i:i + 1], flat, n_in, m, 1, out[i:i + 1])
 
     @jit
     def _input_current(x, weights, out):  # pragma: no cover
