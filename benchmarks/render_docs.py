@@ -397,8 +397,8 @@ def reproduce(records: list[tuple[str, dict]]) -> str:
                     continue
                 to = " / ".join(str(m["time_to"][k]) if m["time_to"][k] is not None else "never"
                                 for k in sorted(m["time_to"], key=float))
-                out.append(f"| {name}, {variant} (`{Path(path).stem}`) | {pct(m['ann_accuracy'])} % "
-                           f"| {pct(m['peak_accuracy'])} % ({m['peak_timestep']}) | {pct(m['final_accuracy'])} % "
+                out.append(f"| {name}, {variant} (`{Path(path).stem}`) | {acc(m['ann_accuracy'])} % "
+                           f"| {acc(m['peak_accuracy'])} % ({m['peak_timestep']}) | {acc(m['final_accuracy'])} % "
                            f"| {m['P_l']:.3g} | {m['P_p']:.3g} | {m['events_per_sample']:.3g} | {to} |")
             imp = variants.get("improvement")
             if imp:
