@@ -47,6 +47,11 @@ def load(path: str) -> dict:
 
 # ---- formatting helpers ----------------------------------------------------------------------------------------
 
+def steps_to(times: dict) -> str:
+    """Timesteps to each accuracy level ({"0.9": 8, "0.99": None, ...}), levels ascending: "8 / never"."""
+    return " / ".join("never" if times[k] is None else str(times[k]) for k in sorted(times, key=float))
+
+
 def pct(x: float) -> str:
     """A fraction as a percentage: 1.0 -> 100, 0.9912 -> 99.1."""
     v = 100 * x
@@ -352,8 +357,7 @@ def evaluation(records: list[tuple[str, dict]]) -> str:
     for path, r in records:
         n = r["numbers"]
         s = n["summary"]
-        to = " / ".join(str(s["thresholds"][k]["timesteps"]) if s["thresholds"][k]["timesteps"] is not None
-                        else "never" for k in sorted(s["thresholds"], key=float))
+        to = steps_to({k: v["timesteps"] for k, v in s["thresholds"].items()})
         out.append(f"| `{r['model']['path']}` (`{Path(path).stem}`) | {n['dataset']} {n['split']}, {n['samples']:,} "
                    f"images × {s['timesteps']} steps | {100 * n['accuracy'][0]:.2f} % | "
                    f"{100 * s['peak_accuracy']:.2f} % ({s['peak_timestep']}) | {100 * s['final_accuracy']:.2f} % | "
@@ -395,8 +399,7 @@ def reproduce(records: list[tuple[str, dict]]) -> str:
                 m = v.get("metrics") if isinstance(v, dict) else None
                 if not m:
                     continue
-                to = " / ".join(str(m["time_to"][k]) if m["time_to"][k] is not None else "never"
-                                for k in sorted(m["time_to"], key=float))
+                to = steps_to(m["time_to"])
                 out.append(f"| {name}, {variant} (`{Path(path).stem}`) | {acc(m['ann_accuracy'])} % "
                            f"| {acc(m['peak_accuracy'])} % ({m['peak_timestep']}) | {acc(m['final_accuracy'])} % "
                            f"| {m['P_l']:.3g} | {m['P_p']:.3g} | {m['events_per_sample']:.3g} | {to} |")
@@ -436,8 +439,7 @@ def fresh_clone(records: list[tuple[str, dict]]) -> str:
 
 
 def _time_to(m: dict, level: str) -> str:
-    value = next((v for k, v in m["time_to"].items() if abs(float(k) - float(level)) < 1e-9), None)
-    return "never" if value is None else str(value)
+    return steps_to({k: v for k, v in m["time_to"].items() if abs(float(k) - float(level)) < 1e-9}) or "never"
 
 
 def fig4(records: list[tuple[str, dict]]) -> str:
