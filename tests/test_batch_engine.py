@@ -186,7 +186,7 @@ def test_streaming_engine_scatters_sparse_spikes_into_convolutions(monkeypatch):
 
     calls = []
     real = synapses.Synapses.block_current
-    monkeypatch.setattr(synapses.Synapses, "block_current", lambda *a: (calls.append(1), real(*a)))
+    monkeypatch.setattr(synapses.Synapses, "block_current", lambda *a: (calls.append(1), real(*a))[1])
     spec = NetSpec(input_shape=(13, 12, 2), convs=(("conv2d", 3, 4, 2, "same"), ("depthwise_conv2d", 3, 0, 1, "same"),
                                                    ("conv2d", 3, 5, 3, "same"), ("conv2d", 2, 3, 1, "valid")),
                    dense=(6,), classes=4)

@@ -130,11 +130,14 @@ def test_event_driven_kernels_agree_with_a_matrix_product():
     rng = np.random.default_rng(0)
     spikes = rng.random((7, 50)) < 0.2
     weights = (rng.integers(-8, 9, (50, 30)) / 16).astype(np.float32)
+    fanout = rng.integers(0, 31, 50)
     want = spikes.astype(np.float32) @ weights
-    for fn in (kernels.kernel_set(True).spike_rows_sum, kernels.NUMPY.spike_rows_sum):
+    for ks in (kernels.kernel_set(True), kernels.NUMPY):
         out = np.full((7, 30), np.nan, np.float32)
-        fn(spikes, weights, out)
+        events = np.full(7, 5, fanout.dtype if ks is not kernels.NUMPY else np.float64)
+        assert ks.spike_rows_sum(spikes, weights, out, fanout.astype(events.dtype), events) == spikes.sum()
         np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(events, 5 + spikes @ fanout)  # the events of each step, added
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])

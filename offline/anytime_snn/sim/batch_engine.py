@@ -31,8 +31,8 @@ import numpy as np
 
 from ..model.bundle import Bundle
 from ..model.layers import same_padding, skip_index
-from . import ops, synapses
-from .compiled import jit, numba, parallel_jit
+from . import compiled, ops, synapses
+from .compiled import aligned_floats, jit, numba, parallel_jit
 from .result import EngineResult, checked_inputs
 from .synapses import (CONV, DENSE, DEPTHWISE, G_IC, G_IH, G_IW, G_KH, G_KIND, G_KW, G_NIN, G_NOUT, G_OC, G_OH, G_OW,
                        G_PL, G_PT, G_SH, G_SIZE, G_SW)
@@ -182,7 +182,7 @@ class BatchEngine:
             raise ValueError("set_parameters needs the same architecture and neuron dynamics; build a new BatchEngine")
         def flat(arrays):
             return np.ascontiguousarray(np.concatenate([a.ravel() for a in arrays] or [np.zeros(0)]))
-        self.weights = flat([layer.weights.astype(np.float32) for layer in layers]).astype(np.float32)
+        self.weights = compiled.aligned(flat([layer.weights.astype(np.float32) for layer in layers]))
         self.bias = flat([np.broadcast_to(l.bias, s).astype(np.float32) for l, s in zip(layers, self.out_shapes)])
         self.v0 = flat([np.broadcast_to(l.v0, s).astype(np.float32) for l, s in zip(layers, self.out_shapes)])
         self.fanout = flat([ops.fanout(l, s).astype(np.int64) for l, s in zip(layers, self.in_shapes)])
@@ -200,7 +200,7 @@ class BatchEngine:
                 r[XTAB] = r[YTAB] + ytab.size
                 rows.append(w)
                 tables += [ytab.ravel(), xtab.ravel()]
-        self.rows = flat(rows).astype(np.float32)
+        self.rows = compiled.aligned(flat(rows))  # aligned: the conv kernels load LANES-wide vectors
         self.tables = flat(tables).astype(np.int64)
         self.thresholds = np.array([l.neuron.threshold for l in layers], np.float32)
         self.layers, self.bundle = layers, bundle
@@ -376,7 +376,7 @@ if numba is not None:
         for i in range(n_ops):
             if prog[i, G_KIND] <= DEPTHWISE:
                 max_out = max(max_out, prog[i, G_NOUT])
-        v_all = np.empty(nb * total, np.float32)
+        v_all = aligned_floats(nb * total)
         ref_all = np.zeros(nb * total, np.int32)
         for i in range(n_ops):
             if prog[i, G_KIND] <= DEPTHWISE:
@@ -393,9 +393,10 @@ if numba is not None:
             for j in range(row.shape[0]):
                 if row[j] != 0:
                     add_analog(first, w0, j, row[j], analog[b])
-        current_all = np.empty(nb * max_out, np.float32)
+        current_all = aligned_floats(nb * max_out)
         skipped = np.zeros(x.shape[0], np.int64)  # spikes of residual sources (not recorded)
         ring_all = np.zeros(max(nb * ring_size, 1), np.bool_)
+        discard = np.zeros(2 * nb, np.int64)  # counts of delayed sums (counted at emission instead)
         pool_all = np.zeros(max(nb * pool_size, 1), np.int32)
         for t in range(steps):
             for i in range(n_ops):
@@ -425,13 +426,20 @@ if numba is not None:
                 else:
                     current[:, :] = 0
                     src = _ring(ring_all, bufs, m[SRC], nb)
-                    _events(src[t % src.shape[0]], fanout[m[FOFF]:m[FOFF] + nin], nb, events, t, b0, inputs[i])
+                    fo = fanout[m[FOFF]:m[FOFF] + nin]
+                    # The event-driven sums count events as they go; other paths, and delayed synapses
+                    # (events count when a spike is emitted), take a counting pass.
+                    counted = d == 0 and m[PATH] == EVENTS and (kind == DENSE or kind == CONV)
+                    if not counted:
+                        _events(src[t % src.shape[0]], fo, nb, events, t, b0, inputs[i])
                     if t >= d:
                         s = src[(t - d) % src.shape[0]]
                         if kind == DENSE and m[PATH] == DENSE_PATH:
                             add_dense_all(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current)
                         elif kind == DENSE:  # one weight row, every sample that needs it
-                            add_dense_rows(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current)
+                            add_dense_rows(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current, fo,
+                                           events[t, b0:b0 + nb] if counted else discard[:nb],
+                                           inputs[i, b0:b0 + nb] if counted else discard[nb:2 * nb])
                         elif kind == CONV:  # per spike, each window row: one contiguous run of weights
                             wr = rows[m[ROWS]:m[ROWS] + m[WEND] - m[WOFF]]
                             ytab = tables[m[YTAB]:m[XTAB]].reshape((m[G_IH], 2))
@@ -440,7 +448,10 @@ if numba is not None:
                                 if m[PATH] == DENSE_PATH:
                                     conv_all(m, wr, ytab, xtab, s[b], current[b])
                                 else:
-                                    conv_spikes(m, wr, ytab, xtab, s[b], current[b])
+                                    e, f = conv_spikes(m, wr, ytab, xtab, s[b], current[b], fo)
+                                    if counted:
+                                        events[t, b0 + b] += e
+                                        inputs[i, b0 + b] += f
                         else:  # depthwise: every channel of a pixel at once, branch-free
                             wl = weights[m[WOFF]:m[WEND]]
                             for b in range(nb):

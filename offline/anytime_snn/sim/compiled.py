@@ -7,6 +7,8 @@ disk, releasing the GIL (the node's threads run engines in parallel), no bounds 
 - :func:`jit`: a kernel; :func:`parallel_jit`: a kernel with ``numba.prange`` loops;
 - :func:`inline`: a small function inlined into its callers at numba's IR level (the neuron update, the
   event count), so one definition serves every kernel without a call in the inner loop;
+- :func:`aligned_empty` (and :func:`aligned_floats` inside kernels): buffers on cache-line boundaries, so
+  that a LANES-wide vector access never straddles two lines;
 - :func:`load_word`: eight bytes of a bool array as one uint64 (an unaligned load), so that a kernel reads
   eight spikes at once;
 - :func:`add_lanes`: ``out[o:o + LANES] += w[i:i + LANES]`` as one LLVM vector operation: a short run of
@@ -16,7 +18,10 @@ disk, releasing the GIL (the node's threads run engines in parallel), no bounds 
 
 from __future__ import annotations
 
+import math
 import os
+
+import numpy as np
 
 try:
     if os.environ.get("ANYTIME_SNN_NO_NUMBA"):
@@ -27,6 +32,33 @@ except ImportError:  # pragma: no cover - numba is a core dependency
 
 
 LANES = 16  # float32 per add_lanes: one AVX-512 register, two AVX2 or four NEON ones
+ALIGN = 64  # bytes: a cache line, and LANES float32
+
+
+def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
+    """An uninitialised C-order array whose data starts on an :data:`ALIGN`-byte boundary. NumPy aligns
+    to 16 bytes (numba to 32), so a LANES-wide (64-byte) vector access straddled two cache lines
+    (measured: docs/performance.md, ``bench_conv`` against 192fb3d)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    dtype = np.dtype(dtype)
+    n = math.prod(shape)
+    raw = np.empty(n * dtype.itemsize + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def aligned(a, dtype=np.float32) -> np.ndarray:
+    """An :data:`ALIGN`-byte aligned C-order copy of ``a`` as ``dtype`` (see :func:`aligned_empty`)."""
+    a = np.asarray(a, dtype)
+    out = aligned_empty(a.shape, dtype)
+    out[...] = a
+    return out
+
+
+def aligned_zeros(shape, dtype=np.float32) -> np.ndarray:
+    out = aligned_empty(shape, dtype)
+    out.fill(0)
+    return out
 
 
 def _unavailable(*_args, **_kwargs):  # pragma: no cover - only without numba
@@ -40,6 +72,13 @@ if numba is not None:
 
     from llvmlite import ir
     from numba.extending import intrinsic
+
+    @inline
+    def aligned_floats(n):  # pragma: no cover - compiled
+        """A compiled kernel's :func:`aligned_empty` for n float32 (numba aligns its arrays to 32 bytes)."""
+        raw = np.empty(n + ALIGN // 4, np.float32)
+        start = (-raw.ctypes.data % ALIGN) // 4
+        return raw[start:start + n]
 
     @intrinsic
     def load_word(typingctx, array, index):
@@ -74,4 +113,4 @@ if numba is not None:
             return context.get_dummy_value()
         return numba.types.void(out, o, w, i), codegen
 else:  # pragma: no cover - only without numba
-    jit = parallel_jit = inline = load_word = add_lanes = _unavailable
+    jit = parallel_jit = inline = load_word = add_lanes = aligned_floats = _unavailable

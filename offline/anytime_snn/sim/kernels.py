@@ -6,7 +6,8 @@ simulator tests run both against the reference. ``kernel_set(compiled)`` picks o
 - ``integrate``: NL-IAF update of one layer for k steps (paper eq. 1-2, reset, refractory).
 - ``spike_events``: synaptic events per step (spikes x fan-out) and the number of spikes.
 - ``spike_rows_sum``: event-driven synaptic current, out[i] = sum of weights[j] over the j that
-  spiked at step i (reads only the rows of neurons that fired; rows added in ascending j).
+  spiked at step i (reads only the rows of neurons that fired; rows added in ascending j); adds the
+  events per step like ``spike_events``, in the same pass.
 - ``input_current``: the first dense layer's analog current x @ W, skipping zero inputs (camera
   images are mostly dark), single-threaded.
 - ``pool_step``: the spiking max pool for k steps: add each step's input spikes to the per-neuron
@@ -57,12 +58,14 @@ def numpy_spike_events(spikes, fanout, events) -> int:
     return int(np.count_nonzero(spikes))
 
 
-def numpy_spike_rows_sum(spikes, weights, out) -> None:
+def numpy_spike_rows_sum(spikes, weights, out, fanout, events) -> int:
+    count = numpy_spike_events(spikes, fanout, events)
     out[:] = 0
     rows, cols = np.nonzero(spikes)
     if rows.size:
         starts = np.flatnonzero(np.diff(rows, prepend=-1))
         out[rows[starts]] = np.add.reduceat(weights[cols], starts, axis=0)
+    return count
 
 
 def numpy_input_current(x, weights, out) -> None:
@@ -117,7 +120,7 @@ if numba is not None:
         return count
 
     @jit
-    def _spike_rows_sum(spikes, weights, out):  # pragma: no cover
+    def _spike_rows_sum(spikes, weights, out, fanout, events):  # pragma: no cover
         """Step by step, the batched engine's row sums (:func:`synapses.add_dense_rows`, the one definition):
         the step's output row stays in L1 while the rows of the inputs that spiked are added (summing all k
         steps at once measured no reliable gain, docs/performance.md)."""
@@ -125,8 +128,10 @@ if numba is not None:
         m = weights.shape[1]
         flat = weights.reshape(n_in * m)
         out[:] = 0
+        count = np.zeros(1, np.int64)
         for i in range(k):
-            add_dense_rows(spikes[i:i + 1], flat, n_in, m, 1, out[i:i + 1])
+            add_dense_rows(spikes[i:i + 1], flat, n_in, m, 1, out[i:i + 1], fanout, events[i:i + 1], count)
+        return count[0]
 
     @jit
     def _input_current(x, weights, out):  # pragma: no cover
@@ -167,7 +172,7 @@ def kernel_set(compiled: bool = True) -> SimpleNamespace:
     b, f = np.zeros((1, 1), bool), np.zeros((1, 1), np.float32)
     ks.integrate(f, np.zeros(1, np.float32), np.zeros(1, np.int32), np.float32(1), True, 0, b)
     ks.spike_events(b, np.zeros(1, np.int64), np.zeros(1, np.int64))
-    ks.spike_rows_sum(b, f, f.copy())
+    ks.spike_rows_sum(b, f, f.copy(), np.zeros(1, np.int64), np.zeros(1, np.int64))
     ks.input_current(np.zeros(1, np.float32), f, np.zeros(1, np.float32))
     ks.pool_step(b, np.zeros(2, np.int32), np.zeros(1, np.int32), np.zeros((1, 1), np.int64), b.copy())
     return ks

@@ -72,13 +72,13 @@ class _Population:
         self.event_limit = [(event_density if event_density is not None else measured_density(layer, self.n, k))
                             * k * self.n_in for k in range(max_chunk + 1)]
         self.path_blocks = {"events": 0, "gemm": 0}  # which path each block of steps took
-        self.weights = np.ascontiguousarray(layer.weights, np.float32)
+        self.weights = compiled.aligned(layer.weights)  # aligned: every buffer a kernel adds vectors to
         # Convolutions fed by sparse spikes scatter each spike through the kernel (compiled only).
         self.conv = None
         if layer.kind != "dense" and kernels is not NUMPY_KERNELS and compiled.numba is not None:
             self.conv = synapses.Synapses(layer, in_shape, self.out_shape)
-        self.bias = np.ascontiguousarray(np.broadcast_to(layer.bias, self.out_shape).ravel(), np.float32)
-        self.v0 = np.ascontiguousarray(np.broadcast_to(layer.v0, self.out_shape).ravel(), np.float32)
+        self.bias = compiled.aligned(np.broadcast_to(layer.bias, self.out_shape).ravel())
+        self.v0 = compiled.aligned(np.broadcast_to(layer.v0, self.out_shape).ravel())
         # Events per input spike: integers for the compiled kernels (a vectorized integer sum), floats for
         # NumPy's BLAS product.
         count = np.float64 if kernels is NUMPY_KERNELS else np.int64
@@ -88,16 +88,17 @@ class _Population:
         self.subtract = bool(n.reset == "subtract")
         self.refractory_steps = n.refractory_steps
         self.delay = n.delay_steps
-        self.current = np.empty((max_chunk, self.n), np.float32)
+        self.current = compiled.aligned_empty((max_chunk, self.n))
         self.spikes = np.zeros((max_chunk, self.n), bool)
-        self.v = self.v0.copy()
+        self.v = compiled.aligned(self.v0)
         self.refractory = np.zeros(self.n, np.int32)
         self.history = np.zeros((self.delay, self.n_in), bool)  # in-flight spikes (delay line)
+        self._discard = np.zeros(max_chunk, count)
         skip = skip_vector(layer, self.out_shape)
-        self.skip = None if skip is None else np.ascontiguousarray(skip, np.float32)
+        self.skip = None if skip is None else compiled.aligned(skip)
         if self.skip is not None:
             self.fanout_skip = ops.skip_fanout(layer, self.out_shape).astype(count)
-            self.skip_current = np.empty((max_chunk, self.n), np.float32)
+            self.skip_current = compiled.aligned_empty((max_chunk, self.n))
             self.skip_history = np.zeros((self.delay, self.n), bool)
 
     def reset_state(self) -> None:
@@ -117,29 +118,40 @@ class _Population:
         np.multiply(source, self.skip, out=extra)
         current += extra
 
-    def synaptic_current(self, source: np.ndarray, k: int, spike_count: int = 0, at: int = 0) -> np.ndarray:
+    def synaptic_current(self, source: np.ndarray, k: int, events: np.ndarray, at: int = 0) -> np.ndarray:
         """Currents (k, n) = delayed ``source`` (k, n_in) through the synapses, plus bias, into rows
-        ``at`` .. ``at + k`` of the current buffer.
+        ``at`` .. ``at + k`` of the current buffer; adds the synaptic events of ``source`` per step to
+        ``events`` (k,).
 
-        ``spike_count`` (number of True in ``source``) chooses between event-driven sums and a GEMM.
+        The block's input rate chooses between event-driven sums, which count the events as they add
+        synapses, and a GEMM after a counting pass. BLAS sums in its own order, so the choice depends on
+        this block alone (a frame's result never depends on the frames before it), estimated from its last
+        step: counting every step costs as much as the event count the sums now do on the side. Events are
+        counted when a spike is emitted: with a synaptic delay the sums see older spikes, so a counting
+        pass counts ``source``.
         """
+        emitted = source
         if self.delay:
             stacked = np.concatenate([self.history, source])
             source, self.history = stacked[:k], stacked[k:].copy()
+            self.kernels.spike_events(emitted, self.fanout_in, events)
+            events = self._discard[:k]  # the sums below would count the delayed spikes again
         out = self.current[at:at + k]
-        events = source.dtype == bool and spike_count < self.event_limit[k]
-        if self.layer.kind == "dense":
-            if events:
-                # Event-driven: each step's current is the sum of the weight rows of the inputs that spiked.
-                self.kernels.spike_rows_sum(source, self.weights, out)
-            else:
-                np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
-        elif self.conv is not None and events:
-            self.conv.block_current(source.reshape(k, self.n_in), out, self.threads)
+        event_driven = np.count_nonzero(source[-1]) * k < self.event_limit[k]
+        if self.layer.kind == "dense" and event_driven:
+            # Event-driven: each step's current is the sum of the weight rows of the inputs that spiked.
+            self.kernels.spike_rows_sum(source, self.weights, out, self.fanout_in, events)
+        elif self.conv is not None and event_driven:
+            self.conv.block_current(source.reshape(k, self.n_in), out, self.fanout_in, events, self.threads)
         else:
-            events = False
-            out[:] = ops.linear(self.layer, source.astype(np.float32, copy=False).reshape(k, *self.in_shape)).reshape(k, -1)
-        self.path_blocks["events" if events else "gemm"] += 1
+            self.kernels.spike_events(source, self.fanout_in, events)
+            if self.layer.kind == "dense":
+                np.matmul(source.astype(np.float32, copy=False), self.weights, out=out)
+            else:
+                event_driven = False
+                out[:] = ops.linear(self.layer, source.astype(np.float32, copy=False).reshape(k, *self.in_shape)
+                                    ).reshape(k, -1)
+        self.path_blocks["events" if event_driven else "gemm"] += 1
         out += self.bias
         return out
 
@@ -300,7 +312,7 @@ class StreamingEngine:
             # previous frame's input is still in flight (keep_state) or nothing is.
             current[: first.delay - self.t] = self._previous_current
         current += first.bias
-        blocks, count_events = self._blocks, self.kernels.spike_events
+        blocks = self._blocks
         if first is not self.output:
             blocks[self._first_index] = first.integrate(current, at)
         for i in range(self._first_index + 1, len(self.stages)):
@@ -308,11 +320,10 @@ class StreamingEngine:
             if stage.__class__ is not _Population:
                 blocks[i] = stage.forward(blocks[i - 1], at)
                 continue
-            count = count_events(blocks[i - 1], stage.fanout_in, events)
-            current = stage.synaptic_current(blocks[i - 1], k, count, at)
+            current = stage.synaptic_current(blocks[i - 1], k, events, at)
             if stage.skip is not None:
                 source = blocks[self._skips[i]]
-                count_events(source, stage.fanout_skip, events)
+                self.kernels.spike_events(source, stage.fanout_skip, events)
                 stage.add_skip(source, current)
             if stage is not self.output:
                 blocks[i] = stage.integrate(current, at)

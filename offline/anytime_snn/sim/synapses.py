@@ -21,7 +21,7 @@ import numpy as np
 
 from ..model.layers import Layer, same_padding
 
-from .compiled import LANES, add_lanes, inline, jit, load_word, numba, parallel_jit
+from .compiled import LANES, add_lanes, aligned, inline, jit, load_word, numba, parallel_jit
 
 DENSE, CONV, DEPTHWISE = 0, 1, 2
 GATHER = np.uint64(0x0102040810204080)  # (a word of eight 0/1 bytes x GATHER) >> 56: byte i -> bit i
@@ -84,31 +84,34 @@ class Synapses:
         if layer.kind not in ("conv2d", "depthwise_conv2d"):
             raise ValueError(f"Synapses serves convolutions (dense layers take row sums), got {layer.kind!r}")
         self.g = geometry(layer, in_shape, out_shape)
-        self.kernel = self.weights = np.ascontiguousarray(layer.weights, np.float32).ravel()
+        self.kernel = self.weights = aligned(np.ravel(layer.weights))  # aligned: LANES-wide loads
         if layer.kind == "conv2d":
-            self.weights, self.ytab, self.xtab = conv_rows(layer, self.g)
+            rows, self.ytab, self.xtab = conv_rows(layer, self.g)
+            self.weights = aligned(rows)
         else:
             self.ytab, self.xtab = np.zeros((0, 2), np.int64), np.zeros((0, 3), np.int64)
         n_in = int(self.g[G_NIN])
         # compile (or load from numba's cache) now, not on the first frame
-        self.block_current(np.zeros((1, n_in), bool), np.empty((1, int(self.g[G_NOUT])), np.float32))
+        self.block_current(np.zeros((1, n_in), bool), np.empty((1, int(self.g[G_NOUT])), np.float32),
+                           np.zeros(n_in, np.int64), np.zeros(1, np.int64))
 
     def analog_current(self, x: np.ndarray, out: np.ndarray) -> None:
         """out = the synaptic current (no bias) of analog input ``x`` (flat): the batched engine's sums."""
         _analog(self.g, self.kernel, x, out)
 
-    def block_current(self, spikes: np.ndarray, out: np.ndarray, threads: int = 1) -> None:
-        """out[i] = the synaptic current (no bias) of spike vector spikes[i] (k, n_in) bool; with
-        ``threads`` > 1 the k steps are shared among that many numba threads (the same floats)."""
+    def block_current(self, spikes: np.ndarray, out: np.ndarray, fanout: np.ndarray, events: np.ndarray,
+                      threads: int = 1) -> int:
+        """out[i] = the synaptic current (no bias) of spike vector spikes[i] (k, n_in) bool, and
+        events[i] += its synaptic events (``fanout``: int64 per input); returns the number of spikes.
+        With ``threads`` > 1 the k steps are shared among that many numba threads (the same floats)."""
         if threads > 1 and len(spikes) > 1:
             previous = numba.get_num_threads()
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             try:
-                _spike_block_parallel(self.g, self.weights, self.ytab, self.xtab, spikes, out)
+                return _spike_block_parallel(self.g, self.weights, self.ytab, self.xtab, spikes, out, fanout, events)
             finally:
                 numba.set_num_threads(previous)
-            return
-        _spike_block(self.g, self.weights, self.ytab, self.xtab, spikes, out)
+        return _spike_block(self.g, self.weights, self.ytab, self.xtab, spikes, out, fanout, events)
 
 
 if numba is not None:
@@ -156,13 +159,16 @@ if numba is not None:
                     out[(oy * ow + ox) * oc + c] += value * w[(ky * kw + kx) * ic + c]
 
     @jit
-    def add_dense_rows(src, w, nin, nout, nb, current):  # pragma: no cover - compiled
+    def add_dense_rows(src, w, nin, nout, nb, current, fanout, events, spikes):  # pragma: no cover - compiled
         """current[b] += weight row j for every (b, j) with src[b, j]: row j is loaded once for the
-        whole block of samples (it stays in cache across them); inputs ascending per sample."""
+        whole block of samples (it stays in cache across them); inputs ascending per sample. Counts as
+        it goes (the event-driven form of :func:`count_events`): events[b] += fanout[j], spikes[b] += 1."""
         for j in range(nin):
             rb = j * nout
             for b in range(nb):
                 if src[b, j]:
+                    events[b] += fanout[j]
+                    spikes[b] += 1
                     for c in range(nout):
                         current[b, c] += w[rb + c]
 
@@ -269,14 +275,18 @@ if numba is not None:
         return m
 
     @jit
-    def conv_spikes(g, rows, ytab, xtab, src, out):  # pragma: no cover - compiled
+    def conv_spikes(g, rows, ytab, xtab, src, out, fanout):  # pragma: no cover - compiled
         """out += the synapses of every spike of ``src`` through a conv2d (``rows``, ``ytab``, ``xtab``
-        from :func:`conv_rows`). Pixel by pixel: the pixel's spiking channels as a bit mask (64 channels
+        from :func:`conv_rows`); returns (synaptic events, spikes), counted as it goes (the event-driven
+        form of :func:`count_events`, instead of a separate pass over the spike map: docs/simulators.md).
+        Pixel by pixel: the pixel's spiking channels as a bit mask (64 channels
         at a time, :func:`spike_mask`; a silent pixel costs a few instructions), then per set bit, lowest
         first, one contiguous run of weights into each row of the window: in vector adds (:func:`add_lanes`)
         when C_out is a multiple of :data:`LANES`. Spikes stay in ascending input order for every output."""
         ih, iw, ic, oc, kw, sh, ow, pt = g[G_IH], g[G_IW], g[G_IC], g[G_OC], g[G_KW], g[G_SH], g[G_OW], g[G_PT]
         lanes = oc % LANES == 0
+        events = 0
+        spikes = 0
         j = 0
         for y in range(ih):
             oy0, oy1 = ytab[y, 0], ytab[y, 1]
@@ -290,6 +300,8 @@ if numba is not None:
                     while rest:
                         c = c0 + np.int64(trailing_zeros(rest))
                         rest &= rest - np.uint64(1)
+                        events += fanout[j + c]
+                        spikes += 1
                         for oy in range(oy0, oy1):
                             ky, ob = window_row(y + pt, oy, sh, ow * oc, ob0)
                             wb = ((ky * ic + c) * kw + slot) * oc
@@ -300,6 +312,7 @@ if numba is not None:
                                 for e in range(length):
                                     out[ob + e] += rows[wb + e]
                 j += ic
+        return events, spikes
 
     @jit
     def _analog(g, w, x, out):  # pragma: no cover - compiled
@@ -308,20 +321,29 @@ if numba is not None:
             if x[j] != 0:
                 add_analog(g, w, j, x[j], out)
 
+    @inline
+    def spike_step(g, w, ytab, xtab, src, out, fanout):  # pragma: no cover - compiled
+        """One step of a convolution's synaptic current from spike vector ``src``: (events, spikes)."""
+        out[:] = 0
+        if g[G_KIND] == CONV:
+            return conv_spikes(g, w, ytab, xtab, src, out, fanout)
+        depthwise_all(g, w, src, out)  # depthwise (dense layers take the streaming engine's row sums)
+        return count_events(src, fanout)
+
     @jit
-    def _spike_block(g, w, ytab, xtab, spikes, out):  # pragma: no cover - compiled
+    def _spike_block(g, w, ytab, xtab, spikes, out, fanout, events):  # pragma: no cover - compiled
+        count = 0
         for i in range(spikes.shape[0]):
-            out[i, :] = 0
-            if g[G_KIND] == CONV:
-                conv_spikes(g, w, ytab, xtab, spikes[i], out[i])
-            else:  # depthwise (dense layers take the streaming engine's row sums)
-                depthwise_all(g, w, spikes[i], out[i])
+            e, f = spike_step(g, w, ytab, xtab, spikes[i], out[i], fanout)
+            events[i] += e
+            count += f
+        return count
 
     @parallel_jit
-    def _spike_block_parallel(g, w, ytab, xtab, spikes, out):  # pragma: no cover - compiled
+    def _spike_block_parallel(g, w, ytab, xtab, spikes, out, fanout, events):  # pragma: no cover - compiled
+        count = 0
         for i in numba.prange(spikes.shape[0]):
-            out[i, :] = 0
-            if g[G_KIND] == CONV:
-                conv_spikes(g, w, ytab, xtab, spikes[i], out[i])
-            else:  # depthwise (dense layers take the streaming engine's row sums)
-                depthwise_all(g, w, spikes[i], out[i])
+            e, f = spike_step(g, w, ytab, xtab, spikes[i], out[i], fanout)
+            events[i] += e
+            count += f
+        return count
