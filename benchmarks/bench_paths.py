@@ -55,23 +55,33 @@ def main() -> int:
     rng = np.random.default_rng(1)
     out = {"loadavg": Path("/proc/loadavg").read_text().split()[:3], "block": args.block, "k": args.k, "layers": {},
            "workload": "synthetic: random weights (seed 0) and random spike maps (seed 1), no model"}
+    # As in the engines: aligned weights; the event-driven sums count events as they go, a dense path takes a
+    # counting pass (the streaming engine's ``spike_events``, the same per-sample loop as the batched one's).
+    from anytime_snn.sim import compiled, kernels, ops
+
+    ks = kernels.kernel_set(True)
     for name, (layer, in_shape) in layers().items():
         o_shape = output_shape(layer, in_shape)
         g = synapses.geometry(layer, in_shape, o_shape)
         nin, nout = int(g[synapses.G_NIN]), int(g[synapses.G_NOUT])
+        fo = ops.fanout(layer, in_shape).ravel().astype(np.int64)
+        ev, n = np.zeros(args.block, np.int64), np.zeros(args.block, np.int64)
         if layer.kind == "conv2d":
             w, ytab, xtab = synapses.conv_rows(layer, g)
-            paths = {"events": lambda s, c: [synapses.conv_spikes(g, w, ytab, xtab, s[b], c[b])
+            w = compiled.aligned(w)
+            paths = {"events": lambda s, c: [synapses.conv_spikes(g, w, ytab, xtab, s[b], c[b], fo)
                                              for b in range(len(s))],
-                     "dense": lambda s, c: [synapses.conv_all(g, w, ytab, xtab, s[b], c[b]) for b in range(len(s))]}
+                     "dense": lambda s, c: (ks.spike_events(s, fo, ev),
+                                            [synapses.conv_all(g, w, ytab, xtab, s[b], c[b]) for b in range(len(s))])}
         else:
-            w = np.ascontiguousarray(layer.weights).ravel()
-            paths = {"events": lambda s, c: synapses.add_dense_rows(s, w, nin, nout, len(s), c),
-                     "dense": lambda s, c: synapses.add_dense_all(s, w, nin, nout, len(s), c)}
+            w = compiled.aligned(np.ravel(layer.weights))
+            paths = {"events": lambda s, c: synapses.add_dense_rows(s, w, nin, nout, len(s), c, fo, ev, n),
+                     "dense": lambda s, c: (ks.spike_events(s, fo, ev),
+                                            synapses.add_dense_all(s, w, nin, nout, len(s), c))}
         rows = {}
         for rate in RATES:
             src = rng.random((args.block, nin)) < rate
-            cur = {k: np.zeros((args.block, nout), np.float32) for k in paths}
+            cur = {k: compiled.aligned_zeros((args.block, nout)) for k in paths}
             t = {}
             for k, fn in paths.items():
                 fn(src, cur[k])
@@ -88,27 +98,26 @@ def main() -> int:
         print(name, "dense path faster from input rate", cross,
               {r: round(v["events"] / v["dense"], 2) for r, v in rows.items()}, flush=True)
     # The streaming engine: event-driven row sums / conv scatter against one GEMM (BLAS) / einsum over k steps.
-    from anytime_snn.sim import kernels, ops
-
-    ks = kernels.kernel_set(True)
     for name, (layer, in_shape) in layers().items():
         o_shape = output_shape(layer, in_shape)
         nin, nout = int(np.prod(in_shape)), int(np.prod(o_shape))
+        fo = ops.fanout(layer, in_shape).ravel().astype(np.int64)
+        ev = np.zeros(args.k, np.int64)
         if layer.kind == "conv2d":
             syn = synapses.Synapses(layer, in_shape, o_shape)
-            paths = {"events": syn.block_current,
-                     "gemm": lambda s, c: c.__setitem__(slice(None), ops.linear(
-                         layer, s.astype(np.float32).reshape(len(s), *in_shape)).reshape(len(s), -1))}
+            paths = {"events": lambda s, c: syn.block_current(s, c, fo, ev),
+                     "gemm": lambda s, c: (ks.spike_events(s, fo, ev), c.__setitem__(slice(None), ops.linear(
+                         layer, s.astype(np.float32).reshape(len(s), *in_shape)).reshape(len(s), -1)))}
         else:
-            w = np.ascontiguousarray(layer.weights)
-            paths = {"events": lambda s, c: ks.spike_rows_sum(s, w, c),
-                     "gemm": lambda s, c: np.matmul(s.astype(np.float32), w, out=c)}
+            w = compiled.aligned(layer.weights)
+            paths = {"events": lambda s, c: ks.spike_rows_sum(s, w, c, fo, ev),
+                     "gemm": lambda s, c: (ks.spike_events(s, fo, ev), np.matmul(s.astype(np.float32), w, out=c))}
         rows = {}
         for rate in RATES:
             src = rng.random((args.k, nin)) < rate
             t = {}
             for k, fn in paths.items():
-                cur = np.zeros((args.k, nout), np.float32)
+                cur = compiled.aligned_zeros((args.k, nout))
                 fn(src, cur)
                 best = float("inf")
                 for _ in range(args.repeat):

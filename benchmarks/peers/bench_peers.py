@@ -316,7 +316,7 @@ def main() -> int:
         "workload": args.workload, "model": name, "model_identity": model_identity(model_dir),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", "benchmarks/peers/bench_peers.py", *sys.argv[1:]]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs)",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "loadavg_before": loadavg(), "images": args.images, "steps": steps, "batch": args.batch,
         "tchunk": args.tchunk, "stream_images": args.stream_images, "rounds": args.rounds,
         "stream_torch_threads": args.stream_threads,

@@ -54,9 +54,9 @@ DEFAULT_BLOCK_BYTES = 256 << 10
 def dense_path(kind: str, n_out: int, input_rate: float) -> bool:
     """Whether a layer's dense path beats its event-driven one at this input firing rate, as measured by
     ``benchmarks/bench_paths.py`` (docs/performance.md): only for narrow dense layers (the branch on
-    each input costs more than adding a few weights), from a rate of 0.4. Wide layers and convolutions
+    each input costs more than adding a few weights), from a rate of 0.3. Wide layers and convolutions
     were faster event-driven at every rate measured (up to 0.9)."""
-    return kind == "dense" and n_out <= 64 and input_rate >= 0.4
+    return kind == "dense" and n_out <= 64 and input_rate >= 0.3
 
 
 def unsupported(bundle: Bundle) -> list[str]:

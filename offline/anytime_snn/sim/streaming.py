@@ -37,14 +37,14 @@ def measured_density(layer: Layer, n_out: int, k: int) -> float:
     """The input firing rate above which one GEMM over a k-step block beats the compiled event-driven
     path, as measured by ``benchmarks/bench_paths.py`` (docs/performance.md): a GEMM's cost does not
     grow with the rate and amortizes over longer blocks; narrow dense layers gain from it early,
-    convolutions (an einsum over windows) late. Depthwise convolutions were not measured and use the
-    conv2d values."""
+    convolutions (an einsum over windows) at 0.9 in blocks of 10 steps and never (1.0) in blocks of 100.
+    Depthwise convolutions were not measured and use the conv2d values."""
     short = k <= 16
     if layer.kind == "dense":
         if n_out <= 64:
-            return 0.1 if short else 0.05
-        return 0.4 if short else 0.2
-    return 0.5 if short else 0.8
+            return 0.05
+        return 0.4 if short else 0.1
+    return 0.9 if short else 1.0
 
 
 @dataclass
