@@ -494,11 +494,65 @@ def table2(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n" + provenance(records)
 
 
+def test_durations(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/test_durations.py via record_command.py: tests run with the README's command, slowest first."""
+    out = []
+    for path, r in records:
+        n = r["numbers"]
+        out += [f"`{Path(path).stem}`: {n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped in "
+                f"{n['seconds']:.0f} s (the whole command, start-up included).", "",
+                "| test | outcome | seconds |", "|---|---|---|"]
+        for t in sorted(n["tests"], key=lambda t: -t["seconds"]):
+            out.append(f"| `{t['name'].rsplit('.', 1)[-1]}` | {t['outcome']} | {t['seconds']:.1f} |")
+        out.append("")
+    return "\n".join(out) + "\n" + provenance(records)
+
+
+def fuzz(records: list[tuple[str, dict]]) -> str:
+    """fuzz/record_run.py via record_command.py: one longer coverage-guided run per harness, from the seeds."""
+    out = ["| harness (record) | run | executions (per s) | coverage edges / features / corpus at the end | peak RSS "
+           "| crash / timeout / out-of-memory inputs | module lines covered by the corpus and seeds |",
+           "|---|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        found = len(n["crashes"]) + len(n["timeouts"]) + len(n["ooms"])
+        out.append(f"| `{n['target']}` (`{Path(path).stem}`) | {n['seconds']} s | {n['executions']:,} "
+                   f"({n['executions_per_s']:,}/s) | {n['coverage_edges']} / {n['features']} / {n['corpus']} "
+                   f"| {n['peak_rss_mb']} MB | {found if found else 'none'} "
+                   f"| {n['corpus_line_coverage_percent']:.0f} % |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+def export(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn export --record: a bundle on a PyNN back end, against our reference engine (--compare)."""
+    out = ["| model on back end (record) | dynamics | network | images × steps | against our engine (or the mapping) "
+           "| accuracy at "
+           "the last step (peak, t) | spikes / events per image | build / run |", "|---|---|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        s, run, c = n["summary"], n.get("run") or {}, n.get("compare")
+        same = ("spike trains, predictions at every step and events " +
+                ("identical" if c["spike_trains_equal"] and c["predictions_equal"] and c["events_equal"] else "differ")
+                + f"; max \\|Δv_out\\| {c['max_abs_v_out_difference']:.3g}") if c else "not compared"
+        result = (f"{acc(run['final_accuracy'])} % ({acc(run['peak_accuracy'])} %, {run['peak_timestep']}) | "
+                  f"{run['spikes_per_sample']:,.0f} / {run['events_per_sample']:.3g} | {s['build_seconds']:.0f} s / "
+                  f"{run['seconds']:.0f} s") if run else "— | — | " + f"{s['build_seconds']:.0f} s / —"
+        if "mapping" in n:  # sPyNNaker: placement and routing only (a virtual board simulates nothing)
+            m = n["mapping"]
+            cores = ", ".join(f"{k} {v}" for k, v in m["cores_per_population"].items())
+            same = (f"mapped in {m['seconds']:.0f} s to {m['cores']} cores on {m['chips']} chips "
+                    f"({'virtual board' if m['virtual_board'] else 'board'}; cores: {cores})")
+            result = "— | — | —"
+        out.append(f"| `{n['model']}` on {n['backend']} (`{Path(path).stem}`) | {n['dynamics']} | {s['neurons']:,} "
+                   f"neurons, {s['synapses']:,} synapses | {n['images']} × {n['timesteps']} | {same} | {result} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_latency_summary, ros_executors,
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
                                      bench_paths, fig4, table2, image_convert,
-                                     fresh_clone)}
+                                     fresh_clone, test_durations, fuzz, export)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

@@ -360,6 +360,9 @@ def test_timestep_period_paces_the_stream():
     (dict(timestep_period=-1.0), "timestep_period"), (dict(min_confidence=2.0), "min_confidence"),
     (dict(max_synaptic_events=-5), "max_synaptic_events"), (dict(frame_policy="oldest"), "frame_policy"),
     (dict(reset_between_frames="yes"), "reset_between_frames"), (dict(timesteps=True), "timesteps"),
+    # found by fuzzing: accepted here, then refused by StopConditions inside the worker on every frame
+    (dict(min_confidence=True), "min_confidence"), (dict(timestep_period=True), "timestep_period"),
+    (dict(max_synaptic_events=2**63), "max_synaptic_events"),
 ])
 def test_stream_settings_validation_names_the_field(kw, name):
     with pytest.raises(SettingsError, match=name):

@@ -12,6 +12,7 @@ Brian2). Writes export.json to --out. sPyNNaker reads ~/.spynnaker.cfg (docs/spi
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--compare", action="store_true", help="also run our reference engine and compare")
     parser.add_argument("--neurons-per-core", type=int, help="sPyNNaker: cap on neurons per core")
     parser.add_argument("--out", default="runs/export", help="output directory (default runs/export)")
+    parser.add_argument("--record", help="also write a provenance record (command, commit, model hash, machine, "
+                                         "load; the summary, run and comparison) to this JSON file, e.g. "
+                                         "results/NAME.json, for docs rendered from records")
 
 
 def run(args) -> int:
@@ -39,8 +43,11 @@ def run(args) -> int:
     from ..export import export, import_backend
     from ..dynamics import spinnaker_dynamics
     from ..model import load_bundle
+    from ..provenance import Record
 
     bundle = load_bundle(args.model)
+    provenance = Record(args.model, command="anytime-snn " + shlex.join(getattr(args, "argv", []))) \
+        if args.record else None
     if args.dynamics == "spinnaker":
         bundle = spinnaker_dynamics(bundle)
     n_images = args.images if args.images is not None else (0 if args.backend == "spinnaker" else 20)
@@ -99,6 +106,12 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "export.json").write_text(json.dumps(record, indent=1, default=_json_default))
     print(f"wrote {out}/export.json")
+    if provenance is not None:
+        provenance.finish(json.loads(json.dumps(
+            {**record, "backend": args.backend, "images": n_images, "timesteps": T,
+             "run": {k: v for k, v in record.get("run", {}).items() if k != "events_per_step"}},
+            default=_json_default)))
+        provenance.write(args.record)
     return 0
 
 

@@ -104,6 +104,16 @@ class Readout:
 # ----------------------------------------------------------------------------- stop conditions
 
 
+def _is_int(v) -> bool:
+    """An integer, not a bool (a bool is no count of timesteps or events)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    """A real number, not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class StopConditions:
     """When a frame (or query) ends. Zero disables ``min_confidence``, ``max_synaptic_events`` and ``budget``."""
@@ -115,12 +125,7 @@ class StopConditions:
 
     def __post_init__(self):
         # Types first (fuzzing found TypeError escaping for a str or None value): only SettingsError leaves.
-        def is_int(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_real(v):
-            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
+        is_int, is_real = _is_int, _is_real
         if not is_int(self.max_timesteps) or not 1 <= self.max_timesteps <= 1_000_000:
             raise SettingsError(f"max_timesteps must be an integer in [1, 1000000], got {self.max_timesteps!r}")
         if not (is_real(self.min_confidence) and math.isfinite(self.min_confidence)
@@ -364,29 +369,30 @@ class StreamSettings:
 
 
 def check_stream_settings(s: StreamSettings) -> None:
-    """Raise SettingsError naming the first invalid field."""
+    """Raise SettingsError naming the first invalid field. Whatever passes also makes valid
+    :class:`StopConditions` (``s.stop``): fuzzing found a bool ``min_confidence`` accepted here and refused
+    there, which raised inside the stream's worker on every frame instead of at configuration."""
     def bad(name, value, valid):
         raise SettingsError(f"{name} must be {valid}, got {value!r}")
 
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
+    is_int = _is_int
     if not is_int(s.timesteps) or not 1 <= s.timesteps <= 1_000_000:
         bad("timesteps", s.timesteps, "an integer in [1, 1000000]")
     if not is_int(s.publish_every) or not 1 <= s.publish_every <= 1_000_000:
         bad("publish_every", s.publish_every, "an integer in [1, 1000000]")
-    if not isinstance(s.timestep_period, (int, float)) or not (
+    if not _is_real(s.timestep_period) or not (
             math.isfinite(s.timestep_period) and 0 <= s.timestep_period <= 10):
         bad("timestep_period", s.timestep_period, "a number of seconds in [0, 10] (0 = as fast as possible)")
-    if not isinstance(s.min_confidence, (int, float)) or not (
+    if not _is_real(s.min_confidence) or not (
             math.isfinite(s.min_confidence) and 0 <= s.min_confidence <= 1):
         bad("min_confidence", s.min_confidence, "in [0, 1] (0 = never stop early)")
-    if not is_int(s.max_synaptic_events) or s.max_synaptic_events < 0:
-        bad("max_synaptic_events", s.max_synaptic_events, "an integer >= 0 (0 = no limit)")
+    if not is_int(s.max_synaptic_events) or not 0 <= s.max_synaptic_events < 2**63:
+        bad("max_synaptic_events", s.max_synaptic_events, "an integer in [0, 2**63) (0 = no limit)")
     if s.frame_policy not in FRAME_POLICIES:
         bad("frame_policy", s.frame_policy, f"one of {list(FRAME_POLICIES)}")
     if not isinstance(s.reset_between_frames, bool):
         bad("reset_between_frames", s.reset_between_frames, "a bool")
+    _ = s.stop  # raises SettingsError for anything the stop conditions refuse
 
 
 @dataclass
