@@ -102,6 +102,7 @@ def main() -> int:
     cpu = time.process_time() - cpu
     obj.close()
     out = {"model": model_identity(args.model), "engine": obj.sim.engine_name, "ranks": comm.size,
+           "threads_per_rank": args.threads or max(1, (os.cpu_count() or 1) // comm.size),
            "subset": args.subset, "timesteps": args.timesteps, "chunk": obj.sim.plan.chunk,
            "first_eval_s": warm, "seconds_per_eval_median": statistics.median(seconds), "seconds": seconds,
            "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0],

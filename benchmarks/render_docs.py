@@ -224,6 +224,19 @@ def optimizer_eval(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def optimizer_models(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/bench_optimize.py --evals N: seconds per evaluation by model, engine and MPI ranks."""
+    out = ["| model (record) | engine | ranks × threads | seconds per evaluation (median) | first two losses |",
+           "|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        threads = n.get("threads_per_rank", "?")
+        out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {n['engine']} | {n['ranks']} × {threads} "
+                   f"| {n['seconds_per_eval_median']:.3f} s (of {len(n['seconds'])}) | "
+                   + ", ".join(n["losses"][:2]) + " |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 def incremental(records: list[tuple[str, dict]]) -> str:
     """bench_optimize.py --neuron-steps: neuron-phase steps with the incremental simulator against full runs."""
     out = ["| model (record) | steps | samples simulated again | s per evaluation, incremental / full "
@@ -552,7 +565,7 @@ TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_lat
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
                                      bench_paths, fig4, table2, image_convert,
-                                     fresh_clone, test_durations, fuzz, export)}
+                                     fresh_clone, test_durations, fuzz, export, optimizer_models)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

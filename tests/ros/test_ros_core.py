@@ -159,6 +159,22 @@ def test_delivery_model_quantiles_prior_and_window():
         m.set_probability(1.0)
 
 
+def test_one_stall_among_few_samples_does_not_set_the_reserve():
+    """20 answers took 1-2 ms, one 40 ms (a start-up stall): 20 samples estimate quantiles up to 0.95, not
+    the 0.995 asked, so the reserve stays near the others instead of the stall; with 1 / (1 - p) samples
+    and more, the quantile asked."""
+    m = DeliveryModel(probability=0.995, window=400, prior=0.002, prior_transit=0.001, min_samples=10)
+    m.observe(0.040, 0.0)
+    for i in range(19):
+        m.observe(0.001 + i * 5e-5, 0.0)
+    samples = [0.040] + [0.001 + i * 5e-5 for i in range(19)]
+    assert m.reserve() == pytest.approx(np.quantile(samples, 0.95)) and m.reserve() < 0.005
+    for i in range(380):
+        m.observe(0.001 + (i % 19) * 5e-5, 0.0)
+    samples += [0.001 + (i % 19) * 5e-5 for i in range(380)]
+    assert m.reserve() == pytest.approx(np.quantile(samples, 0.995))
+
+
 def test_query_keeps_the_delivery_reserve_free_before_the_deadline():
     """Deadline 20 ms after receipt, 1 ms steps, answers take 3 ms (p99) / 2 ms (median) to arrive: computing
     ends by 17 ms, and the prediction says the answer arrives in time."""

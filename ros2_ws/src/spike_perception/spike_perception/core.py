@@ -182,7 +182,11 @@ class DeliveryModel:
     so the request's transit stands in for the response's. :meth:`reserve` is the ``probability``
     quantile of the recent samples (the time a query keeps free before its deadline); :meth:`expected`
     the median (the prediction behind ``deadline_met``). Until ``min_samples`` samples exist, the reserve is
-    at least ``prior`` and the expectation at least ``prior_transit``. Thread-safe.
+    at least ``prior`` and the expectation at least ``prior_transit``. n samples estimate quantiles only up
+    to 1 - 1/n (the largest of n samples sits near that one): with fewer than 1 / (1 - probability) samples
+    the reserve is that quantile, so that a single stall (a start-up cost, a descheduled thread) does not
+    set the reserve for the next 1 / (1 - probability) queries and turn every tight deadline away.
+    Thread-safe.
     """
 
     def __init__(self, probability: float = 0.995, window: int = 256, prior: float = 0.002,
@@ -206,7 +210,8 @@ class DeliveryModel:
             if self._cache is None:
                 if self._samples:
                     a = np.fromiter(self._samples, float, len(self._samples))
-                    reserve, expected = (float(v) for v in np.quantile(a, [self.probability, 0.5]))
+                    level = min(self.probability, 1.0 - 1.0 / len(a))
+                    reserve, expected = (float(v) for v in np.quantile(a, [level, 0.5]))
                 else:
                     reserve = expected = 0.0
                 if len(self._samples) < self.min_samples:
