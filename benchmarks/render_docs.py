@@ -539,8 +539,8 @@ def fuzz(records: list[tuple[str, dict]]) -> str:
 def export(records: list[tuple[str, dict]]) -> str:
     """anytime-snn export --record: a bundle on a PyNN back end, against our reference engine (--compare)."""
     out = ["| model on back end (record) | dynamics | network | images × steps | against our engine (or the mapping) "
-           "| accuracy at "
-           "the last step (peak, t) | spikes / events per image | build / run |", "|---|---|---|---|---|---|---|---|"]
+           "| accuracy at the last step (peak, t) | spikes / events per image | build / run |",
+           "|---|---|---|---|---|---|---|---|"]
     for path, r in records:
         n = r["numbers"]
         s, run, c = n["summary"], n.get("run") or {}, n.get("compare")
