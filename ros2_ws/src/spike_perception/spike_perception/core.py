@@ -125,16 +125,15 @@ class StopConditions:
 
     def __post_init__(self):
         # Types first (fuzzing found TypeError escaping for a str or None value): only SettingsError leaves.
-        is_int, is_real = _is_int, _is_real
-        if not is_int(self.max_timesteps) or not 1 <= self.max_timesteps <= 1_000_000:
+        if not _is_int(self.max_timesteps) or not 1 <= self.max_timesteps <= 1_000_000:
             raise SettingsError(f"max_timesteps must be an integer in [1, 1000000], got {self.max_timesteps!r}")
-        if not (is_real(self.min_confidence) and math.isfinite(self.min_confidence)
+        if not (_is_real(self.min_confidence) and math.isfinite(self.min_confidence)
                 and 0.0 <= self.min_confidence <= 1.0):
             raise SettingsError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
-        if not (is_int(self.max_synaptic_events) and 0 <= self.max_synaptic_events < 2**63):
+        if not (_is_int(self.max_synaptic_events) and 0 <= self.max_synaptic_events < 2**63):
             raise SettingsError(f"max_synaptic_events must be an integer in [0, 2**63), "
                                 f"got {self.max_synaptic_events!r}")
-        if not (is_real(self.budget) and math.isfinite(self.budget) and 0.0 <= self.budget <= 3600.0):
+        if not (_is_real(self.budget) and math.isfinite(self.budget) and 0.0 <= self.budget <= 3600.0):
             raise SettingsError(f"budget must be between 0 and 3600 s, got {self.budget!r}")
 
 
@@ -380,10 +379,9 @@ def check_stream_settings(s: StreamSettings) -> None:
     def bad(name, value, valid):
         raise SettingsError(f"{name} must be {valid}, got {value!r}")
 
-    is_int = _is_int
-    if not is_int(s.timesteps) or not 1 <= s.timesteps <= 1_000_000:
+    if not _is_int(s.timesteps) or not 1 <= s.timesteps <= 1_000_000:
         bad("timesteps", s.timesteps, "an integer in [1, 1000000]")
-    if not is_int(s.publish_every) or not 1 <= s.publish_every <= 1_000_000:
+    if not _is_int(s.publish_every) or not 1 <= s.publish_every <= 1_000_000:
         bad("publish_every", s.publish_every, "an integer in [1, 1000000]")
     if not _is_real(s.timestep_period) or not (
             math.isfinite(s.timestep_period) and 0 <= s.timestep_period <= 10):
@@ -391,7 +389,7 @@ def check_stream_settings(s: StreamSettings) -> None:
     if not _is_real(s.min_confidence) or not (
             math.isfinite(s.min_confidence) and 0 <= s.min_confidence <= 1):
         bad("min_confidence", s.min_confidence, "in [0, 1] (0 = never stop early)")
-    if not is_int(s.max_synaptic_events) or not 0 <= s.max_synaptic_events < 2**63:
+    if not _is_int(s.max_synaptic_events) or not 0 <= s.max_synaptic_events < 2**63:
         bad("max_synaptic_events", s.max_synaptic_events, "an integer in [0, 2**63) (0 = no limit)")
     if s.frame_policy not in FRAME_POLICIES:
         bad("frame_policy", s.frame_policy, f"one of {list(FRAME_POLICIES)}")
