@@ -102,7 +102,7 @@ def main() -> int:
     cpu = time.process_time() - cpu
     obj.close()
     out = {"model": model_identity(args.model), "engine": obj.sim.engine_name, "ranks": comm.size,
-           "threads_per_rank": args.threads or max(1, (os.cpu_count() or 1) // comm.size),
+           "threads_per_rank": threads_per_rank(args, comm),
            "subset": args.subset, "timesteps": args.timesteps, "chunk": obj.sim.plan.chunk,
            "first_eval_s": warm, "seconds_per_eval_median": statistics.median(seconds), "seconds": seconds,
            "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0],
@@ -113,6 +113,11 @@ def main() -> int:
             f.write(json.dumps(out) + "\n")
     write_record(args, out)
     return 0
+
+
+def threads_per_rank(args, comm) -> int:
+    """The engine threads of each rank: ``--threads``, or the machine's cores shared among the ranks."""
+    return args.threads or max(1, (os.cpu_count() or 1) // comm.size)
 
 
 def neuron_steps(args, inc, full) -> int:
@@ -143,7 +148,7 @@ def neuron_steps(args, inc, full) -> int:
     stats = inc.sim.incremental.stats  # rank 0's shard
     med = {k: statistics.median(v) for k, v in seconds.items()}
     out = {"mode": "neuron-steps", "model": model_identity(args.model), "engine": inc.sim.engine_name,
-           "ranks": inc.comm.size, "subset": args.subset,
+           "ranks": inc.comm.size, "threads_per_rank": threads_per_rank(args, inc.comm), "subset": args.subset,
            "timesteps": args.timesteps, "steps": args.neuron_steps, "step_layer": args.step_layer,
            "seconds_per_eval_median": med, "readout_runs_rank0": stats.readout_runs,
            "samples_simulated_fraction_rank0": (stats.samples_simulated

@@ -238,16 +238,20 @@ def optimizer_models(records: list[tuple[str, dict]]) -> str:
 
 
 def incremental(records: list[tuple[str, dict]]) -> str:
-    """bench_optimize.py --neuron-steps: neuron-phase steps with the incremental simulator against full runs."""
-    out = ["| model (record) | steps | samples simulated again | s per evaluation, incremental / full "
-           "| full / incremental |", "|---|---|---|---|---|"]
+    """bench_optimize.py --neuron-steps: neuron-phase steps with the incremental simulator against full runs
+    (full runs only in one process; across ranks the losses are compared with the one-process record's)."""
+    out = ["| model (record) | hidden layer changed | ranks × threads | steps | samples simulated again "
+           "| s per evaluation, incremental / full | full / incremental |", "|---|---|---|---|---|---|---|"]
     for path, r in records:
         n = r["numbers"]
         sec = n["seconds_per_eval_median"]
-        out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {n['steps']} | "
-                   f"{100 * n['samples_simulated_fraction_rank0']:.0f} % | "
-                   f"{sec['incremental']:.3f} / {sec['full']:.3f} | "
-                   f"**{n['full_over_incremental']:.2f}×** |")
+        reached = (f"none ({n['readout_runs_rank0']} readouts)" if n["readout_runs_rank0"] >= n["steps"]
+                   else f"{100 * n['samples_simulated_fraction_rank0']:.0f} %")
+        full = f"{sec['full']:.3f}" if "full" in sec else "–"
+        ratio = f"**{n['full_over_incremental']:.2f}×**" if "full_over_incremental" in n else "–"
+        out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {n['step_layer'] + 1} | "
+                   f"{n['ranks']} × {n.get('threads_per_rank', '?')} | {n['steps']} | {reached} | "
+                   f"{sec['incremental']:.3f} / {full} | {ratio} |")
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
@@ -304,13 +308,14 @@ def sparsity_search(records: list[tuple[str, dict]]) -> str:
         out += [f"`{Path(path).stem}`: net `{n['net']}`, {n['epochs']} epochs at learning rate {n['learning_rate']:g}; "
                 f"the default lambdas before this search: lambda_a {la:.3g}, lambda_w {lw:.3g}", "",
                 "| lambda_a × default | lambda_w × default | ANN test accuracy before → after | change, points "
-                "| activation sparsity before → after | weight sparsity after |",
-                "|---|---|---|---|---|---|"]
+                "| activation sparsity before → after | weight sparsity after | BN statistics kept |",
+                "|---|---|---|---|---|---|---|"]
         for row in n["rows"]:
             change = 100 * (row["ann_after"] - row["ann_before"])
-            out.append(f"| {row['lambda_a_x']:g} | {row['lambda_w_x']:g} | {pct(row['ann_before'])} → "
-                       f"{pct(row['ann_after'])} % | {change:+.1f} | {pct(row['activation_sparsity_before'])} → "
-                       f"{pct(row['activation_sparsity_after'])} % | {pct(row['weight_sparsity_after'])} % |")
+            out.append(f"| {row['lambda_a_x']:g} | {row['lambda_w_x']:g} | {acc(row['ann_before'])} → "
+                       f"{acc(row['ann_after'])} % | {change:+.2f} | {pct(row['activation_sparsity_before'])} → "
+                       f"{pct(row['activation_sparsity_after'])} % | {pct(row['weight_sparsity_after'])} % "
+                       f"| {row.get('bn_statistics') or '–'} |")
         out.append("")
     return "\n".join(out) + "\n" + provenance(records)
 
@@ -420,6 +425,48 @@ def reproduce(records: list[tuple[str, dict]]) -> str:
             if imp:
                 notes.append(f"{name}: P_l {imp['P_l']:.2f}× and P_p {imp['P_p']:.2f}× lower than the baseline "
                              "(above 1 is better).")
+    return "\n".join(out) + "\n\n" + "\n".join(notes) + "\n\n" + provenance(records)
+
+
+def optimization_runs(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn reproduce --record: the full method's optimization per model (order of the neuron phase's
+    sweep, evaluations, time) beside the whole command's wall time and the test-set factors."""
+    out = ["| model (record) | neuron phase sweep | evaluations | training loss start → best | sparsity "
+           "fine-tuning | optimization | whole command | test: peak accuracy (t), P_l / P_p factors |",
+           "|---|---|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        order = n["settings"].get("neuron_order", "input-first")
+        for name, variants in n["models"].items():
+            full, imp = variants["full"], variants["improvement"]
+            opt, m = full["optimization"], full["metrics"]
+            sparsify = f"{full['sparsify']['wall_time_s'] / 60:.1f} min" if full.get("sparsify") else "–"
+            out.append(f"| {name} (`{Path(path).stem}`) | {order} | {opt['evaluations']:,} | "
+                       f"{opt['start']['loss']:.3f} → {opt['best']['loss']:.3f} | {sparsify} | "
+                       f"{opt['wall_time_s'] / 60:.1f} min | {r['wall_seconds'] / 60:.1f} min | "
+                       f"{acc(m['peak_accuracy'])} % ({m['peak_timestep']}), {imp['P_l']:.1f}× / {imp['P_p']:.1f}× |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+def fig6(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn reproduce fig6 --record: each component added to the baseline and removed from the full method
+    (paper Figure 6), with the fine-tuning's cost in ANN accuracy."""
+    out = ["| variant (record) | ANN (a_max) | peak accuracy (t) | P_l | P_p | events / image | t to 90 / 95 / 99 % "
+           "of the ANN | P_l factor | P_p factor |", "|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for path, r in records:
+        n = r["numbers"]
+        for label, v in n["variants"].items():
+            m, imp = v["metrics"], v["improvement"]
+            out.append(f"| {label} (`{Path(path).stem}`) | {acc(m['ann_accuracy'])} % | {acc(m['peak_accuracy'])} % "
+                       f"({m['peak_timestep']}) | {m['P_l']:.3g} | {m['P_p']:.3g} | {m['events_per_sample']:.3g} | "
+                       f"{steps_to(m['time_to'])} | {imp['P_l']:.2f}× | {imp['P_p']:.2f}× |")
+            sp = v.get("sparsify")
+            if sp and not notes:
+                notes.append(f"Sparsity fine-tuning (λ_a {sp['lambda_a']:.3g}, λ_w {sp['lambda_w']:.3g}): ANN "
+                             f"{acc(sp['before']['test_accuracy'])} → {acc(sp['after']['test_accuracy'])} %, "
+                             f"activation sparsity {pct(sp['before']['activation_sparsity'])} → "
+                             f"{pct(sp['after']['activation_sparsity'])} %.")
     return "\n".join(out) + "\n\n" + "\n".join(notes) + "\n\n" + provenance(records)
 
 
@@ -565,7 +612,8 @@ TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_lat
                                      node_bench, node_bench_conv, optimizer_eval, sparsity_search, issue14_peers,
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
                                      bench_paths, fig4, table2, image_convert,
-                                     fresh_clone, test_durations, fuzz, export, optimizer_models)}
+                                     fresh_clone, test_durations, fuzz, export, optimizer_models,
+                                     optimization_runs, fig6)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Search for sparsity fine-tuning settings that keep a conv net's ANN accuracy (issue 18, part 3).
+"""Search for sparsity fine-tuning settings that keep a net's ANN accuracy (issue 18, part 3; docs/sparsity.md).
 
     .venv/bin/python benchmarks/sparsity_search.py [--net small] [--grid 0,0.25,0.5,1] [--epochs 2]
         [--record results/sparsity_search_small.json]
@@ -11,6 +11,8 @@ activation sparsity before and after each (the SNN is not simulated: ``snn_sampl
 ``--net small``: the test suite's net (conv 8 -> pool -> conv 16 -> pool -> dense 32 -> 10, 3 epochs on
 5,000 MNIST training images, 500 test images), which lost 6 points with the default lambdas.
 ``--net paper``: the default conv layout (32-32-pool-64-64-pool-256), 4 epochs on all of MNIST.
+``--net dense``: the dense MNIST net (784-1200-1200-10), 10 epochs at learning rate 0.05 on all of MNIST, as
+``anytime-snn reproduce fig5`` trains it (pass that run's ``stages/dense-mnist/train/model.keras`` as ``--model``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ NETS = {
     "small": {"yaml": "arch:\n  kind: conv\n  filters: [8, pool, 16, pool]\n  hidden: [32]\n",
               "train": ["--epochs", "3", "--train-limit", "5000", "--learning-rate", "0.1", "--test-limit", "500"]},
     "paper": {"yaml": "arch:\n  kind: conv\n", "train": ["--epochs", "4"]},
+    "dense": {"yaml": "arch:\n  kind: dense\n", "train": ["--epochs", "10", "--learning-rate", "0.05"]},
 }
 
 

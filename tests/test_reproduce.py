@@ -60,6 +60,23 @@ def test_fig5_quick(out):
     assert len(list((out / "stages" / "dense-mnist").glob("train/model.keras"))) == 1
 
 
+def test_neuron_order_reaches_the_optimizer(out, tmp_path):
+    """--neuron-order output-first is part of the optimization stage's config and of the optimizer's
+    checkpoint; the default leaves the config as before the option existed (cached stages stay valid)."""
+    from anytime_snn.optimize.checkpoint import load_state
+
+    d = out / "stages" / "dense-mnist"
+    args = ["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--only", "dense-mnist",
+            "--model", f"dense-mnist={d / 'train' / 'model.keras'}",
+            "--sparse-model", f"dense-mnist={d / 'sparsify' / 'sparse.keras'}",
+            "--phases", "model,layer,neuron", "--budgets", "2,2,4", "--neuron-order", "output-first"]
+    assert main(args) == 0
+    stage = tmp_path / "stages" / "dense-mnist" / "opt_sparse_full"
+    assert json.loads((stage / "stage.json").read_text())["config"]["neuron_order"] == "output-first"
+    assert load_state(stage)["config"]["neuron_order"] == "output-first"
+    assert "neuron_order" not in json.loads((d / "opt_sparse_full" / "stage.json").read_text())["config"]
+
+
 def test_fig6_quick(out):
     assert main(["reproduce", "fig6", "--quick", "--out", str(out)]) == 0
     r = _results(out, "fig6")

@@ -50,6 +50,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--phases", help="optimization phases (default model,layer,neuron; quick model,layer)")
     parser.add_argument("--budgets", help="evaluations per phase (default 100,1000,10000 as the paper; quick 6,8)")
     parser.add_argument("--subset", type=int, help="training images per objective evaluation (default 1000)")
+    parser.add_argument("--neuron-order", choices=["input-first", "output-first"],
+                        help="the neuron phase's sweep: hidden layer 1 first (default, as the paper's vector) or "
+                             "the last hidden layer first (docs/optimize.md)")
     parser.add_argument("--timesteps", type=int, help="simulation steps (default 50; table2 always 100 unless quick)")
     parser.add_argument("--test-limit", type=int, help="test images per evaluation (default 10000)")
     parser.add_argument("--train-limit", type=int, help="training images for training and fine-tuning (default all)")
@@ -81,7 +84,8 @@ def settings_from_args(args):
     over = {"seed": args.seed, "subset": args.subset, "timesteps": args.timesteps, "test_limit": args.test_limit,
             "train_limit": args.train_limit, "epochs": args.epochs, "sparsify_epochs": args.sparsify_epochs,
             "calibration_samples": args.calibration_samples, "nest_images": args.nest_images,
-            "cifar_path": args.cifar, "mobilenet_dataset": args.dataset, "mobilenet_data_path": args.data_path,
+            "neuron_order": args.neuron_order, "cifar_path": args.cifar, "mobilenet_dataset": args.dataset,
+            "mobilenet_data_path": args.data_path,
             "only": tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else None}
     if args.phases:
         over["phases"] = tuple(p.strip() for p in args.phases.split(",") if p.strip())

@@ -66,6 +66,7 @@ class Settings:
     phases: tuple[str, ...] = ("model", "layer", "neuron")
     budgets: tuple[int, ...] = (100, 1000, 10000)   # the paper's
     subset: int = 1000                  # training images per objective evaluation
+    neuron_order: str = "input-first"   # the neuron phase's sweep (OptimizeConfig.neuron_order)
     calibration_samples: int = 10000
     models: dict[str, str] = field(default_factory=dict)         # name -> existing .keras or bundle dir
     sparse_models: dict[str, str] = field(default_factory=dict)  # name -> existing fine-tuned .keras
@@ -155,7 +156,8 @@ class Pipeline:
         r = stages.optimize_stage(self.dir / name, self.bundle(sparse), dataset=self.spec.dataset,
                                   data_path=self.data_path, subset=self.s.subset, timesteps=timesteps or self.s.timesteps,
                                   phases=self.s.phases, budgets=self.s.budgets, v0_init=v0_init, pin=pin,
-                                  seed=self.s.seed, comm=self.comm, dynamics=dynamics, log=self._log)
+                                  seed=self.s.seed, comm=self.comm, dynamics=dynamics,
+                                  neuron_order=self.s.neuron_order, log=self._log)
         return r["bundle"], r
 
     def evaluate(self, bundle: str, tag: str, *, v0: float | None = None, dynamics: str | None = None,

@@ -216,10 +216,13 @@ class PinnedObjective:
 
 def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path: str | None, subset: int,
                    timesteps: int, phases, budgets, v0_init: float, pin: Pin | None, seed: int, comm,
-                   dynamics: str | None = None, lambdas=None, log=print) -> dict:
+                   dynamics: str | None = None, lambdas=None, neuron_order: str = "input-first",
+                   log=print) -> dict:
     """Three-phase Subplex over H and V0 (:class:`anytime_snn.optimize.Optimizer`) on a training subset.
 
     ``pin`` keeps H and/or V0 fixed (ablations). Resumes the optimizer's checkpoint in ``directory``.
+    ``neuron_order`` enters the stage's config only when it is not the default, so stages cached before
+    the option existed stay valid (as the optimizer's checkpoints do).
     Result: the optimized bundle's path and the start/best loss entries.
     """
     from ..optimize import DEFAULT_LAMBDAS
@@ -229,6 +232,8 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
               "timesteps": timesteps, "phases": list(phases), "budgets": list(budgets), "v0_init": v0_init,
               "pin": None if pin is None else {"eta": pin.eta, "v0": pin.v0}, "seed": seed,
               "dynamics": dynamics, "lambdas": lambdas}
+    if neuron_order != "input-first":
+        config["neuron_order"] = neuron_order
 
     def run(d: Path) -> dict:
         import time
@@ -247,7 +252,8 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         objective = Objective(bundle, x, labels, timesteps, a_max=1.0, lambdas=lambdas, comm=comm)
         if pin is not None:
             objective = PinnedObjective(objective, pin)
-        cfg = OptimizeConfig(phases=tuple(phases), budgets=tuple(budgets), v0_init=v0_init, seed=seed)
+        cfg = OptimizeConfig(phases=tuple(phases), budgets=tuple(budgets), v0_init=v0_init, seed=seed,
+                             neuron_order=neuron_order)
         t0 = time.perf_counter()
 
         def optimize():
