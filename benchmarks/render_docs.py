@@ -470,6 +470,19 @@ def fig6(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + "\n".join(notes) + "\n\n" + provenance(records)
 
 
+def faults(records: list[tuple[str, dict]]) -> str:
+    """tests/test_faults.py -k random_points via record_command.py: optimizer runs SIGKILLed at random points."""
+    out = ["| record | kills | runs | processes | kill points drawn: in writes / after evaluations / timed | result |",
+           "|---|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        k = n["kill_points"]
+        result = "every run resumed to the uninterrupted run's result" if n["all_runs_identical"] else "DIFFERED"
+        out.append(f"| `{Path(path).stem}` (seed {n['seed']}) | {n['kills']} | {n['runs']} | {n['processes']} | "
+                   f"{k['write']} / {k['eval']} / {k['time']} | {result} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 def acc(x: float) -> str:
     """An accuracy over thousands of test images: two decimals, 0.99155 -> 99.16."""
     return f"{100 * x:.2f}"
@@ -613,7 +626,7 @@ TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_lat
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
                                      bench_paths, fig4, table2, image_convert,
                                      fresh_clone, test_durations, fuzz, export, optimizer_models,
-                                     optimization_runs, fig6)}
+                                     optimization_runs, fig6, faults)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

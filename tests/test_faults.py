@@ -183,8 +183,10 @@ def test_sigkill_at_random_points_then_resume_is_identical(reference, tmp_path):
     """Kill points drawn at random (seeded, so a failure reproduces): after a random number of
     evaluations, in a random write at a random stage, or after a random wall-clock delay; each run
     is resumed until it finishes, then must equal the uninterrupted one. CI draws 5 kills; the
-    documented longer run sets FAULT_KILLS (and FAULT_SEED)."""
-    rng = random.Random(int(os.environ.get("FAULT_SEED", "2026")))
+    documented longer run sets FAULT_KILLS (and FAULT_SEED). Ends with a JSON summary line (with -s, for
+    benchmarks/record_command.py)."""
+    rng_seed = int(os.environ.get("FAULT_SEED", "2026"))
+    rng = random.Random(rng_seed)
     wanted, kills, runs, out, specs = int(os.environ.get("FAULT_KILLS", "5")), 0, 0, None, []
     while kills < wanted or out is not None:
         if out is None:
@@ -218,6 +220,10 @@ def test_sigkill_at_random_points_then_resume_is_identical(reference, tmp_path):
         kills += 1
         assert_prefix_of(out, reference)
     print(f"{kills} kills over {runs} runs, all resumed to the identical result: {specs}")
+    drawn = [sp.split(":")[0] for sp in specs if sp]
+    print(json.dumps({"kills": kills, "runs": runs, "processes": len(specs), "seed": rng_seed,
+                      "kill_points": {k: drawn.count(k) for k in ("write", "eval", "time")},
+                      "all_runs_identical": True}))
 
 
 # ----------------------------------------------------------------------------- damaged checkpoints
