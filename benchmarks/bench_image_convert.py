@@ -5,7 +5,10 @@
 
 What the node's subscription callback does to each ``sensor_msgs/Image`` before the engine sees it, for a
 28x28 mono8 frame (the model's own size) and a 640x480 rgb8 camera frame, as the median of ``--repeat``
-calls after a warm-up (the resize matrices are cached per input size). Prints one JSON object.
+calls after a warm-up (the resize matrices are cached per input size). Also the largest message the
+converter accepts (4096 x 4096) in three encodings: seconds per call (median of 3) and the peak of the
+memory it allocates on top of the message (tracemalloc, which sees NumPy's buffers), the bound
+docs/reliability.md gives. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,8 @@ from anytime_snn.model import load_bundle  # noqa: E402
 from spike_perception.image_convert import InputAdapter  # noqa: E402
 
 FRAMES = {"mono8 28x28": (28, 28, "mono8", 1), "rgb8 640x480": (480, 640, "rgb8", 3)}
+LARGEST = {"rgba8 4096x4096": ("rgba8", np.uint8, 4), "32FC1 4096x4096": ("32FC1", np.float32, 1),
+           "mono16 4096x4096": ("mono16", np.uint16, 1)}
 
 
 def per_call_us(adapter: InputAdapter, frame: tuple, repeat: int) -> float:
@@ -44,6 +50,25 @@ def per_call_us(adapter: InputAdapter, frame: tuple, repeat: int) -> float:
     return 1e6 * statistics.median(times)
 
 
+def largest(adapter: InputAdapter, encoding: str, dtype, channels: int, side: int = 4096) -> dict:
+    """Seconds per call (median of 3) and peak extra allocation (MiB) for a side x side message."""
+    rng = np.random.default_rng(0)
+    pixels = (rng.random(side * side * channels, np.float32) if dtype == np.float32
+              else rng.integers(0, np.iinfo(dtype).max, side * side * channels, dtype))
+    data = pixels.tobytes()
+    args = (side, side, encoding, False, side * channels * np.dtype(dtype).itemsize, data)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        adapter.convert(*args)
+        times.append(time.perf_counter() - t0)
+    tracemalloc.start()
+    adapter.convert(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"message_mib": len(data) / 2**20, "seconds": statistics.median(times), "peak_extra_mib": peak / 2**20}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/default")
@@ -55,7 +80,8 @@ def main() -> int:
     bundle = load_bundle(model)
     adapter = InputAdapter.for_bundle(bundle)
     out = {"model_input": list(bundle.input.shape), "repeat": args.repeat,
-           "median_us_per_frame": {name: per_call_us(adapter, frame, args.repeat) for name, frame in FRAMES.items()}}
+           "median_us_per_frame": {name: per_call_us(adapter, frame, args.repeat) for name, frame in FRAMES.items()},
+           "largest_message": {name: largest(adapter, *spec) for name, spec in LARGEST.items()}}
     print(json.dumps(out, indent=1))
     if args.record:
         record.finish(out)

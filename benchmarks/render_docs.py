@@ -496,6 +496,14 @@ def image_convert(records: list[tuple[str, dict]]) -> str:
         shape = "×".join(str(d) for d in n["model_input"])
         for frame, us in n["median_us_per_frame"].items():
             out.append(f"| {frame} (`{Path(path).stem}`) | {shape} | {us:,.0f} µs |")
+    big = [(path, r["numbers"]["largest_message"]) for path, r in records if "largest_message" in r["numbers"]]
+    if big:
+        out += ["", "| largest accepted message (record) | size | time per call (median of 3) "
+                "| peak extra allocation |", "|---|---|---|---|"]
+        for path, m in big:
+            for name, v in m.items():
+                out.append(f"| {name} (`{Path(path).stem}`) | {v['message_mib']:.0f} MiB | {v['seconds']:.2f} s "
+                           f"| {v['peak_extra_mib']:.0f} MiB |")
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
