@@ -300,20 +300,25 @@ def peers(records: list[tuple[str, dict]]) -> str:
 
 
 def sparsity_search(records: list[tuple[str, dict]]) -> str:
-    """benchmarks/sparsity_search.py: ANN accuracy and sparsity after fine-tuning, per (lambda_a, lambda_w)."""
+    """benchmarks/sparsity_search.py: ANN accuracy and sparsity after fine-tuning, per (lambda_a, lambda_w): as
+    multiples of the net's default lambdas, or (``--absolute``) as values."""
     out = []
     for path, r in records:
         n = r["numbers"]
         la, lw = n["default_lambdas"]
+        absolute = n.get("absolute", False)
+        head = "| lambda_a | lambda_w |" if absolute else "| lambda_a × default | lambda_w × default |"
         out += [f"`{Path(path).stem}`: net `{n['net']}`, {n['epochs']} epochs at learning rate {n['learning_rate']:g}; "
-                f"the default lambdas before this search: lambda_a {la:.3g}, lambda_w {lw:.3g}", "",
-                "| lambda_a × default | lambda_w × default | ANN test accuracy before → after | change, points "
+                f"the default lambdas when this ran: lambda_a {la:.3g}, lambda_w {lw:.3g}", "",
+                head + " ANN test accuracy before → after | change, points | after, with the moving-average BN "
                 "| activation sparsity before → after | weight sparsity after | BN statistics kept |",
-                "|---|---|---|---|---|---|---|"]
+                "|---|---|---|---|---|---|---|---|"]
         for row in n["rows"]:
             change = 100 * (row["ann_after"] - row["ann_before"])
-            out.append(f"| {row['lambda_a_x']:g} | {row['lambda_w_x']:g} | {acc(row['ann_before'])} → "
-                       f"{acc(row['ann_after'])} % | {change:+.2f} | {pct(row['activation_sparsity_before'])} → "
+            lams = (f"{row['lambda_a']:.3g} | {row['lambda_w']:.3g}" if absolute
+                    else f"{row['lambda_a_x']:g} | {row['lambda_w_x']:g}")
+            out.append(f"| {lams} | {acc(row['ann_before'])} → {acc(row['ann_after'])} % | {change:+.2f} | "
+                       f"{acc(row['ann_after_moving_average_bn'])} % | {pct(row['activation_sparsity_before'])} → "
                        f"{pct(row['activation_sparsity_after'])} % | {pct(row['weight_sparsity_after'])} % "
                        f"| {row.get('bn_statistics') or '–'} |")
         out.append("")

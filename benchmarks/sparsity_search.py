@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--net", choices=sorted(NETS), default="small")
     ap.add_argument("--grid", default="0,0.25,0.5,1", help="multiples of the default lambdas (both axes)")
     ap.add_argument("--pairs", help="explicit A:W multiples instead of the full grid, e.g. 0:0,1:0,0:1")
+    ap.add_argument("--absolute", action="store_true", help="--pairs are lambda values, not multiples of the defaults")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--learning-rate", type=float, default=0.01)
     ap.add_argument("--bn-samples", type=int, default=2000)
@@ -72,6 +73,10 @@ def main() -> None:
         grid = [float(v) for v in args.grid.split(",")]
         pairs = [(a, w) for a in grid for w in grid]
     rows = []
+    if args.absolute:
+        if not args.pairs:
+            sys.exit("--absolute needs --pairs")
+        pairs = [(a / la0, w / lw0) for a, w in pairs]
     for a, w in pairs:
         t0 = time.perf_counter()
         rec = finetune(model, work / f"sparse_{a:g}_{w:g}.keras", lambda_a=a * la0, lambda_w=w * lw0,
@@ -91,7 +96,7 @@ def main() -> None:
               f"(gamma fixed {row['ann_gamma_fixed']:.4f}); activation sparsity "
               f"{row['activation_sparsity_before']:.3f} -> {row['activation_sparsity_after']:.3f}; "
               f"{row['seconds']:.0f} s", flush=True)
-    numbers = {"net": args.net, "epochs": args.epochs, "learning_rate": args.learning_rate,
+    numbers = {"net": args.net, "epochs": args.epochs, "learning_rate": args.learning_rate, "absolute": args.absolute,
                "default_lambdas": [la0, lw0], "rows": rows}
     if args.record:
         record.finish(numbers)
