@@ -439,6 +439,7 @@ def optimization_runs(records: list[tuple[str, dict]]) -> str:
     out = ["| model (record) | neuron phase sweep | evaluations | training loss start → best | sparsity "
            "fine-tuning | optimization | whole command | test: peak accuracy (t), P_l / P_p factors |",
            "|---|---|---|---|---|---|---|---|"]
+    notes = []
     for path, r in records:
         n = r["numbers"]
         order = n["settings"].get("neuron_order", "input-first")
@@ -450,7 +451,12 @@ def optimization_runs(records: list[tuple[str, dict]]) -> str:
                        f"{opt['start']['loss']:.3f} → {opt['best']['loss']:.3f} | {sparsify} | "
                        f"{opt['wall_time_s'] / 60:.1f} min | {r['wall_seconds'] / 60:.1f} min | "
                        f"{acc(m['peak_accuracy'])} % ({m['peak_timestep']}), {imp['P_l']:.1f}× / {imp['P_p']:.1f}× |")
-    return "\n".join(out) + "\n\n" + provenance(records)
+            stages = variants.get("stage_seconds")
+            if stages:
+                notes.append(f"{name} (`{Path(path).stem}`), each stage when it ran: " + ", ".join(
+                    f"{k} {v / 60:.1f} min" if v is not None else f"{k} (cached, not timed)"
+                    for k, v in stages.items()) + ".")
+    return "\n".join(out) + "\n\n" + ("\n\n".join(notes) + "\n\n" if notes else "") + provenance(records)
 
 
 def fig6(records: list[tuple[str, dict]]) -> str:
@@ -485,6 +491,24 @@ def faults(records: list[tuple[str, dict]]) -> str:
         result = "every run resumed to the uninterrupted run's result" if n["all_runs_identical"] else "DIFFERED"
         out.append(f"| `{Path(path).stem}` (seed {n['seed']}) | {n['kills']} | {n['runs']} | {n['processes']} | "
                    f"{k['write']} / {k['eval']} / {k['time']} | {result} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
+def subset_rank(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/subset_rank.py: how well the optimizer's training subset of each size ranks parameter sets,
+    against a larger reference set."""
+    out = ["| model (record) | images per evaluation | Spearman with the reference | regret (loss) "
+           "| seconds per evaluation |", "|---|---|---|---|---|"]
+    for path, r in records:
+        n = r["numbers"]
+        ref = n["reference"]
+        lo, hi = ref["loss_range"]
+        label = f"`{n['model']}` (`{Path(path).stem}`)"
+        for row in n["subsets"]:
+            out.append(f"| {label} | {row['size']:,} | {row['spearman']:.3f} | {row['regret']:.4f} | "
+                       f"{row['seconds_per_eval']:.2f} |")
+        out.append(f"| {label} | {ref['size']:,} (reference; {n['states']} states, losses {lo:.3f} to {hi:.3f}) "
+                   f"| 1 | 0 | {ref['seconds_per_eval']:.2f} |")
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
@@ -639,7 +663,7 @@ TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_lat
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
                                      bench_paths, fig4, table2, image_convert,
                                      fresh_clone, test_durations, fuzz, export, optimizer_models,
-                                     optimization_runs, fig6, faults)}
+                                     optimization_runs, fig6, faults, subset_rank)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

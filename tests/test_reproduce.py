@@ -56,6 +56,10 @@ def test_fig5_quick(out):
         # the optimizer returns its best point, never worse than its start on the training subset
         assert m["full"]["optimization"]["best"]["loss"] <= m["full"]["optimization"]["start"]["loss"]
         assert m["improvement"]["P_p"] == pytest.approx(m["baseline"]["metrics"]["P_p"] / m["full"]["metrics"]["P_p"])
+        # how long each stage took when it ran (the dense model's training stage ran for fig4, above)
+        assert set(m["stage_seconds"]) == {"train", "sparsify", "convert", "convert_sparse", "opt_sparse_full",
+                                           "eval_baseline", "eval_full"}
+        assert all(v > 0 for v in m["stage_seconds"].values()), m["stage_seconds"]
     # the dense model was trained once, by fig4, and reused here
     assert len(list((out / "stages" / "dense-mnist").glob("train/model.keras"))) == 1
 

@@ -109,6 +109,9 @@ class Pipeline:
             spec = dataclasses.replace(spec, dataset=s.mobilenet_dataset)
             self.data_path = s.mobilenet_data_path
         self.spec, self.s, self.comm = spec, s, comm
+        # Wall seconds of each stage this pipeline used, as measured when the stage ran (a cached stage keeps
+        # the time of its run; None for a stage cached before stages recorded their time).
+        self.seconds: dict[str, float | None] = {}
         self.dir = s.stage_dir / (spec.name if spec.name != "mobilenet-fashion" or spec.dataset == "fashion-mnist"
                                   else f"mobilenet-{spec.dataset}")
 
@@ -129,14 +132,18 @@ class Pipeline:
                                 "epochs": self.s.epochs or self.spec.epochs, "learning_rate": self.spec.learning_rate,
                                 "train_limit": self.s.train_limit, "seed": self.s.seed,
                                 "augment_flip": self.spec.dataset.startswith("cifar")})
-        return stages.train_stage(self.dir / "train", cfg, self.comm, self._log)["model"]
+        r = stages.train_stage(self.dir / "train", cfg, self.comm, self._log)
+        self.seconds["train"] = r.get("wall_time_s")
+        return r["model"]
 
     def sparse_model(self) -> tuple[str, dict | None]:
         user = self.s.sparse_models.get(self.spec.name)
         if user:
             return str(user), None
         r = stages.sparsify_stage(self.dir / "sparsify", self.keras_model(), epochs=self.s.sparsify_epochs,
-                                  train_limit=self.s.train_limit, test_limit=self.s.test_limit, seed=self.s.seed, comm=self.comm, log=self._log)
+                                  train_limit=self.s.train_limit, test_limit=self.s.test_limit, seed=self.s.seed,
+                                  comm=self.comm, log=self._log)
+        self.seconds["sparsify"] = r.get("wall_time_s")
         return r["model"], r
 
     def bundle(self, sparse: bool) -> str:
@@ -145,10 +152,12 @@ class Pipeline:
         if not sparse and user and not str(user).endswith(".keras"):
             return str(user)  # an existing bundle (e.g. models/default)
         model = self.sparse_model()[0] if sparse else self.keras_model()
-        return stages.convert_stage(self.dir / ("convert_sparse" if sparse else "convert"), model,
-                                    dataset=self.spec.dataset, data_path=self.data_path,
-                                    calibration_samples=self.s.calibration_samples, timesteps=self.s.timesteps,
-                                    comm=self.comm, log=self._log)["bundle"]
+        name = "convert_sparse" if sparse else "convert"
+        r = stages.convert_stage(self.dir / name, model, dataset=self.spec.dataset, data_path=self.data_path,
+                                 calibration_samples=self.s.calibration_samples, timesteps=self.s.timesteps,
+                                 comm=self.comm, log=self._log)
+        self.seconds[name] = r.get("wall_time_s")
+        return r["bundle"]
 
     def optimized(self, sparse: bool, pin: Pin | None, v0_init: float, *, dynamics: str | None = None,
                   timesteps: int | None = None, tag: str = "") -> tuple[str, dict]:
@@ -158,14 +167,17 @@ class Pipeline:
                                   phases=self.s.phases, budgets=self.s.budgets, v0_init=v0_init, pin=pin,
                                   seed=self.s.seed, comm=self.comm, dynamics=dynamics,
                                   neuron_order=self.s.neuron_order, log=self._log)
+        self.seconds[name] = r.get("wall_time_s")
         return r["bundle"], r
 
     def evaluate(self, bundle: str, tag: str, *, v0: float | None = None, dynamics: str | None = None,
                  timesteps: int | None = None) -> dict:
-        return stages.evaluate_stage(self.dir / f"eval_{tag}", bundle, dataset=self.spec.dataset,
-                                     data_path=self.data_path, test_limit=self.s.test_limit,
-                                     timesteps=timesteps or self.s.timesteps, v0=v0, comm=self.comm,
-                                     dynamics=dynamics, a_max_bundle=self.bundle(False), log=self._log)
+        r = stages.evaluate_stage(self.dir / f"eval_{tag}", bundle, dataset=self.spec.dataset,
+                                  data_path=self.data_path, test_limit=self.s.test_limit,
+                                  timesteps=timesteps or self.s.timesteps, v0=v0, comm=self.comm,
+                                  dynamics=dynamics, a_max_bundle=self.bundle(False), log=self._log)
+        self.seconds[f"eval_{tag}"] = r.get("seconds")
+        return r
 
 
 def _summary(ev: dict) -> dict:
@@ -222,7 +234,7 @@ def fig5(s: Settings, comm, names=("dense-mnist", "conv-mnist", "conv-fashion"))
         full = _variant(p, True, True, True, "full")
         results[name] = {"baseline": base, "full": full, "improvement": {
             "P_l": _factor(base["metrics"]["P_l"], full["metrics"]["P_l"]),
-            "P_p": _factor(base["metrics"]["P_p"], full["metrics"]["P_p"])}}
+            "P_p": _factor(base["metrics"]["P_p"], full["metrics"]["P_p"])}, "stage_seconds": p.seconds}
     return {"experiment": "fig5", "models": results,
             "paper": {"P_l_factor": "about 10x", "P_p_factor": "about 100x"}}
 

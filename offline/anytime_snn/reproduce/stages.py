@@ -147,16 +147,18 @@ def convert_stage(directory: Path, model: str, *, dataset: str, data_path: str |
 
     def run(d: Path) -> dict:
         import argparse
+        import time
 
         from ..commands import convert as convert_command
 
+        t0 = time.perf_counter()
         parser = argparse.ArgumentParser()
         convert_command.add_arguments(parser)
         argv = [str(model), "--out", str(d / "bundle"), "--dataset", dataset,
                 "--calibration-samples", str(calibration_samples), "--timesteps", str(timesteps)]
         argv += ["--data-path", data_path] if data_path else []
         convert_command.run(parser.parse_args(argv))
-        return {"bundle": str(d / "bundle")}
+        return {"bundle": str(d / "bundle"), "wall_time_s": round(time.perf_counter() - t0, 1)}
 
     return cached(directory, config, run, comm, log)
 
