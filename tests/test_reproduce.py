@@ -64,9 +64,10 @@ def test_fig5_quick(out):
     assert len(list((out / "stages" / "dense-mnist").glob("train/model.keras"))) == 1
 
 
-def test_neuron_order_reaches_the_optimizer(out, tmp_path):
+def test_neuron_order_and_lambdas_reach_their_stages(out, tmp_path):
     """--neuron-order output-first is part of the optimization stage's config and of the optimizer's
-    checkpoint; the default leaves the config as before the option existed (cached stages stay valid)."""
+    checkpoint; the default leaves the config as before the option existed (cached stages stay valid).
+    --sparsify-lambdas reach the fine-tuning."""
     from anytime_snn.optimize.checkpoint import load_state
 
     d = out / "stages" / "dense-mnist"
@@ -75,6 +76,13 @@ def test_neuron_order_reaches_the_optimizer(out, tmp_path):
             "--sparse-model", f"dense-mnist={d / 'sparsify' / 'sparse.keras'}",
             "--phases", "model,layer,neuron", "--budgets", "2,2,4", "--neuron-order", "output-first"]
     assert main(args) == 0
+    # the fine-tuning's lambdas reach the sparsify stage (a user's lambdas, not the architecture's defaults)
+    args = ["reproduce", "fig5", "--quick", "--out", str(tmp_path / "lam"), "--only", "dense-mnist",
+            "--model", f"dense-mnist={d / 'train' / 'model.keras'}", "--sparsify-lambdas", "2,30"]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "lam" / "fig5" / "results.json").read_text())
+    sp = results["models"]["dense-mnist"]["full"]["sparsify"]
+    assert (sp["lambda_a"], sp["lambda_w"]) == (2.0, 30.0)
     stage = tmp_path / "stages" / "dense-mnist" / "opt_sparse_full"
     assert json.loads((stage / "stage.json").read_text())["config"]["neuron_order"] == "output-first"
     assert load_state(stage)["config"]["neuron_order"] == "output-first"
@@ -133,6 +141,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--budgets", "1,x"]) == 2
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--phases", "model", "--budgets", "3,4"]) == 2
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--budgets", "3,4,5"]) == 2  # quick: 2 phases
+    assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--sparsify-lambdas", "20"]) == 2
     err = capsys.readouterr().err
     assert "NAME=PATH" in err and "--budgets" in err and "Traceback" not in err
 

@@ -58,6 +58,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-limit", type=int, help="training images for training and fine-tuning (default all)")
     parser.add_argument("--epochs", type=int, help="ANN training epochs (default: per model)")
     parser.add_argument("--sparsify-epochs", type=int, help="sparsity fine-tuning epochs (default 3)")
+    parser.add_argument("--sparsify-lambdas", metavar="A,W", help="sparsity fine-tuning lambda_a,lambda_w (default: "
+                                                                  "the architecture's, docs/sparsity.md)")
     parser.add_argument("--calibration-samples", type=int, help="images for the conversion's normalization")
     parser.add_argument("--nest-images", type=int, help="table2: test images run on NEST (default 100; 0 skips)")
     parser.add_argument("--model", action="append", metavar="NAME=PATH",
@@ -89,6 +91,13 @@ def settings_from_args(args):
             "only": tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else None}
     if args.phases:
         over["phases"] = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    if args.sparsify_lambdas:
+        try:
+            over["sparsify_lambdas"] = tuple(float(v) for v in args.sparsify_lambdas.split(","))
+        except ValueError:
+            over["sparsify_lambdas"] = ()
+        if len(over["sparsify_lambdas"]) != 2:
+            raise ConfigError(f"--sparsify-lambdas must be two numbers A,W, got {args.sparsify_lambdas!r}")
     if args.budgets:
         try:
             over["budgets"] = tuple(int(b) for b in args.budgets.split(",") if b.strip())

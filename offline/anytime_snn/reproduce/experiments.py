@@ -63,6 +63,7 @@ class Settings:
     train_limit: int | None = None      # training images for training and fine-tuning (None: all)
     epochs: int | None = None           # ANN training epochs (None: the model's)
     sparsify_epochs: int = 3
+    sparsify_lambdas: tuple[float, float] | None = None  # (lambda_a, lambda_w); None: the architecture's defaults
     phases: tuple[str, ...] = ("model", "layer", "neuron")
     budgets: tuple[int, ...] = (100, 1000, 10000)   # the paper's
     subset: int = 1000                  # training images per objective evaluation
@@ -140,9 +141,10 @@ class Pipeline:
         user = self.s.sparse_models.get(self.spec.name)
         if user:
             return str(user), None
+        lambda_a, lambda_w = self.s.sparsify_lambdas or (None, None)
         r = stages.sparsify_stage(self.dir / "sparsify", self.keras_model(), epochs=self.s.sparsify_epochs,
                                   train_limit=self.s.train_limit, test_limit=self.s.test_limit, seed=self.s.seed,
-                                  comm=self.comm, log=self._log)
+                                  lambda_a=lambda_a, lambda_w=lambda_w, comm=self.comm, log=self._log)
         self.seconds["sparsify"] = r.get("wall_time_s")
         return r["model"], r
 
