@@ -309,13 +309,13 @@ def sparsity_search(records: list[tuple[str, dict]]) -> str:
         absolute = n.get("absolute", False)
         head = "| lambda_a | lambda_w |" if absolute else "| lambda_a × default | lambda_w × default |"
         out += [f"`{Path(path).stem}`: net `{n['net']}`, {n['epochs']} epochs at learning rate {n['learning_rate']:g}; "
-                f"the default lambdas when this ran: lambda_a {la:.3g}, lambda_w {lw:.3g}", "",
+                f"the default lambdas when this ran: lambda_a {la:.4g}, lambda_w {lw:.4g}", "",
                 head + " ANN test accuracy before → after | change, points | after, with the moving-average BN "
                 "| activation sparsity before → after | weight sparsity after | BN statistics kept |",
                 "|---|---|---|---|---|---|---|---|"]
         for row in n["rows"]:
             change = 100 * (row["ann_after"] - row["ann_before"])
-            lams = (f"{row['lambda_a']:.3g} | {row['lambda_w']:.3g}" if absolute
+            lams = (f"{row['lambda_a']:.4g} | {row['lambda_w']:.4g}" if absolute
                     else f"{row['lambda_a_x']:g} | {row['lambda_w_x']:g}")
             out.append(f"| {lams} | {acc(row['ann_before'])} → {acc(row['ann_after'])} % | {change:+.2f} | "
                        f"{acc(row['ann_after_moving_average_bn'])} % | {pct(row['activation_sparsity_before'])} → "
@@ -454,7 +454,8 @@ def optimization_runs(records: list[tuple[str, dict]]) -> str:
             stages = variants.get("stage_seconds")
             if stages:
                 notes.append(f"{name} (`{Path(path).stem}`), each stage when it ran: " + ", ".join(
-                    f"{k} {v / 60:.1f} min" if v is not None else f"{k} (cached, not timed)"
+                    (f"{k} {v:.0f} s" if v < 60 else f"{k} {v / 60:.1f} min") if v is not None
+                    else f"{k} (cached, not timed)"
                     for k, v in stages.items()) + ".")
     return "\n".join(out) + "\n\n" + ("\n\n".join(notes) + "\n\n" if notes else "") + provenance(records)
 

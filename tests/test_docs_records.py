@@ -73,6 +73,14 @@ def test_allowlist_has_no_stale_entries():
     assert not stale, "docs/unrecorded.txt entries that match no line stating a number:\n" + "\n".join(stale)
 
 
+def test_allowlist_holds_no_measurement_without_a_record():
+    """docs/unrecorded.txt has two sections only: numbers a rendered block shows elsewhere, and numbers that are not
+    measurements. A measured number without a committed record has no place in it (issue 15)."""
+    sections = [line for line in render_docs.ALLOWLIST.read_text().splitlines() if line.startswith("## ")]
+    assert sections == ["## Backed by a committed record that a rendered block shows elsewhere (the prose repeats it)",
+                        "## Not a measurement: an example, a parameter, a test threshold or a specification"]
+
+
 @pytest.mark.parametrize("text", ["99.7 % on time", "1.79× the best peer", "took 67 min", "21,260 steps/s",
                                   "a 509 MB venv", "96 s for set-up", "0.3 ms", "2.5x faster", "~25 µs"])
 def test_measured_number_pattern_finds(text):
