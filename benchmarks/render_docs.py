@@ -249,6 +249,11 @@ def incremental(records: list[tuple[str, dict]]) -> str:
                    else f"{100 * n['samples_simulated_fraction_rank0']:.0f} %")
         full = f"{sec['full']:.3f}" if "full" in sec else "–"
         ratio = f"**{n['full_over_incremental']:.2f}×**" if "full_over_incremental" in n else "–"
+        same = [Path(p).stem for p, o in records if o["numbers"]["ranks"] == 1 and o["numbers"]["model"] == n["model"]
+                and o["numbers"]["step_layer"] == n["step_layer"] and o["numbers"]["steps"] == n["steps"]]
+        if n["ranks"] > 1 and same:  # the losses across rank counts, compared with the one-process record's
+            equal = records[[Path(p).stem for p, _ in records].index(same[0])][1]["numbers"]["losses"] == n["losses"]
+            ratio = f"losses {'identical to' if equal else 'DIFFER from'} `{same[0]}`'s"
         out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {n['step_layer'] + 1} | "
                    f"{n['ranks']} × {n.get('threads_per_rank', '?')} | {n['steps']} | {reached} | "
                    f"{sec['incremental']:.3f} / {full} | {ratio} |")

@@ -49,7 +49,8 @@ def _run(out: Path, kill_stage: str | None = None) -> int:
 
 def _without_wall_times(value):
     if isinstance(value, dict):
-        return {k: _without_wall_times(v) for k, v in value.items() if "wall_time" not in k and k != "seconds"}
+        return {k: _without_wall_times(v) for k, v in value.items()
+                if "wall_time" not in k and k not in ("seconds", "stage_seconds")}
     if isinstance(value, list):
         return [_without_wall_times(v) for v in value]
     return value
