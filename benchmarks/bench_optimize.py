@@ -150,11 +150,17 @@ def neuron_steps(args, inc, full) -> int:
     out = {"mode": "neuron-steps", "model": model_identity(args.model), "engine": inc.sim.engine_name,
            "ranks": inc.comm.size, "threads_per_rank": threads_per_rank(args, inc.comm), "subset": args.subset,
            "timesteps": args.timesteps, "steps": args.neuron_steps, "step_layer": args.step_layer,
-           "seconds_per_eval_median": med, "readout_runs_rank0": stats.readout_runs,
-           "samples_simulated_fraction_rank0": (stats.samples_simulated
-                                                - stats.samples_total // (args.neuron_steps + 1))
-           / (stats.samples_total - stats.samples_total // (args.neuron_steps + 1)),
+           "seconds_per_eval_median": med, "simulator": type(inc.sim.incremental).__name__,
            "losses": [repr(v) for v in losses], "load_avg_1min": os.getloadavg()[0]}
+    if hasattr(stats, "readout_runs"):  # sample-level incremental runs (dense chains)
+        out |= {"readout_runs_rank0": stats.readout_runs,
+                "samples_simulated_fraction_rank0": (stats.samples_simulated
+                                                     - stats.samples_total // (args.neuron_steps + 1))
+                / (stats.samples_total - stats.samples_total // (args.neuron_steps + 1))}
+    else:  # prefix runs: program rows skipped per step (the warm-up's full run excluded)
+        out |= {"rows_skipped_per_step_rank0": stats.rows_skipped / args.neuron_steps,
+                "prefixes_kept_rank0": stats.recorded, "program_rows": len(inc.sim.engine.prog),
+                "step_layer_name": inc.hidden[args.step_layer].name}
     if full is not None:
         out |= {"full_over_incremental": med["full"] / med["incremental"], "losses_identical": True}
     print(json.dumps(out))

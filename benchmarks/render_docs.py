@@ -245,8 +245,12 @@ def incremental(records: list[tuple[str, dict]]) -> str:
     for path, r in records:
         n = r["numbers"]
         sec = n["seconds_per_eval_median"]
-        reached = (f"none ({n['readout_runs_rank0']} readouts)" if n["readout_runs_rank0"] >= n["steps"]
-                   else f"{100 * n['samples_simulated_fraction_rank0']:.0f} %")
+        if "rows_skipped_per_step_rank0" in n:  # prefix runs: every sample, the layers from the changed one
+            reached = f"all; {n['rows_skipped_per_step_rank0']:.2f} of {n['program_rows']} program rows skipped"
+        elif n["readout_runs_rank0"] >= n["steps"]:
+            reached = f"none ({n['readout_runs_rank0']} readouts)"
+        else:
+            reached = f"{100 * n['samples_simulated_fraction_rank0']:.0f} %"
         full = f"{sec['full']:.3f}" if "full" in sec else "–"
         ratio = f"**{n['full_over_incremental']:.2f}×**" if "full_over_incremental" in n else "–"
         same = [Path(p).stem for p, o in records if o["numbers"]["ranks"] == 1 and o["numbers"]["model"] == n["model"]
@@ -254,7 +258,8 @@ def incremental(records: list[tuple[str, dict]]) -> str:
         if n["ranks"] > 1 and same:  # the losses across rank counts, compared with the one-process record's
             equal = records[[Path(p).stem for p, _ in records].index(same[0])][1]["numbers"]["losses"] == n["losses"]
             ratio = f"losses {'identical to' if equal else 'DIFFER from'} `{same[0]}`'s"
-        out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {n['step_layer'] + 1} | "
+        layer = f"{n['step_layer'] + 1}" + (f" ({n['step_layer_name']})" if "step_layer_name" in n else "")
+        out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {layer} | "
                    f"{n['ranks']} × {n.get('threads_per_rank', '?')} | {n['steps']} | {reached} | "
                    f"{sec['incremental']:.3f} / {full} | {ratio} |")
     return "\n".join(out) + "\n\n" + provenance(records)

@@ -185,11 +185,16 @@ class ShardedSimulator:
         part = self.plan.shard(self.comm.rank)
         self.x, self.labels = np.asarray(x, np.float32)[part], np.asarray(labels)[part]
         self.n_hidden = sum(1 for layer in bundle.layers if layer.weighted and not layer.output)
-        self.incremental = None  # re-simulates only the samples a parameter change reaches (numba engine)
+        # Re-simulates only what a parameter change reaches (numba engine): the samples, on chains of dense
+        # layers whose spikes fit in the cache; otherwise the layers from the first one that changed.
+        self.incremental = None
         if incremental and self.engine_name == "numba" and len(self.labels):
             from ..sim.incremental import IncrementalSimulator
+            from ..sim.prefix import PrefixSimulator
 
             self.incremental = IncrementalSimulator(self.engine, self.x, self.timesteps)
+            if not (self.incremental.cacheable and all(l.kind == "dense" for l in bundle.weighted_layers)):
+                self.incremental = PrefixSimulator(self.engine, self.x, self.timesteps)
 
     def run(self, bundle: Bundle) -> Totals:
         t = self.timesteps

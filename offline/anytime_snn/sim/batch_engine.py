@@ -26,6 +26,7 @@ the TF engine's per-step GEMMs, which multiply every zero as well. Design:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,6 +50,22 @@ PATHS = {"events": EVENTS, "dense": DENSE_PATH}
 BOFF, BN, BR = range(3)
 # Samples per block: a dense block's currents (block x neurons float32) should stay in the L2 cache.
 DEFAULT_BLOCK_BYTES = 256 << 10
+
+
+@dataclass
+class Prefix:
+    """What the program rows before ``op`` produced in one run on a fixed input set: enough to run the
+    same inputs again from ``op`` (bit-identical) while the parameters of those rows stay the same."""
+
+    op: int  # the first program row that runs again
+    raster: np.ndarray  # (N, T, n) bool: op's source buffer at every step
+    events: np.ndarray  # (T, N) int64: the synaptic events the rows before op counted
+    layer_spikes: np.ndarray  # (L_hidden, T) int64: the rows of the hidden layers before op are theirs
+    layers_before: int  # weighted layers before op (all hidden)
+
+    @property
+    def nbytes(self) -> int:
+        return self.raster.nbytes + self.events.nbytes
 
 
 def dense_path(kind: str, n_out: int, input_rate: float) -> bool:
@@ -94,6 +111,8 @@ class BatchEngine:
         widest = max(self.prog[:, G_NOUT])
         self.block = int(block) if block else max(1, min(256, DEFAULT_BLOCK_BYTES // (4 * widest)))
         self._raster_buffer = np.empty(0, np.bool_)
+        self._rates: dict[int, float] = {}  # program row -> input firing rate of the last run that ran it
+        self.replay_points = self._replay_points()
         self.set_parameters(bundle)
 
     def _structure(self, bundle: Bundle) -> None:
@@ -171,6 +190,31 @@ class BatchEngine:
         self.n_hidden = len(self.layers) - 1
         self.bundle = bundle
 
+    def _replay_points(self) -> list[int]:
+        """The program rows a run can start at from a :class:`Prefix`: every row from there on reads only
+        buffers written by rows from there on, or the row's own source buffer (which the replay fills)."""
+        points = []
+        for p in range(1, len(self.prog)):
+            src = self.prog[p, SRC]
+            written = {src}
+            ok = src >= 0
+            for i in range(p, len(self.prog)):
+                reads = [b for b in self.prog[i, [SRC, SKIP]] if b >= 0]
+                ok = ok and all(b in written for b in reads)
+                if self.prog[i, G_KIND] != FLATTEN:
+                    written.add(self.prog[i, DST])
+            if ok:
+                points.append(p)
+        return points
+
+    def layer_row(self, weighted: int) -> int:
+        """The program row of weighted layer ``weighted`` (index into ``bundle.weighted_layers``)."""
+        return int(np.flatnonzero((self.prog[:, G_KIND] <= DEPTHWISE) & (self.prog[:, WIDX] == weighted))[0])
+
+    def source_size(self, op: int) -> int:
+        """Neurons of program row ``op``'s source buffer (a :class:`Prefix` raster holds T of them per sample)."""
+        return int(self.bufs[self.prog[op, SRC], BN])
+
     def set_parameters(self, bundle: Bundle) -> None:
         """Use the weights, biases, thresholds, V0 and skip weights of ``bundle`` (same architecture) from now on."""
         layers = bundle.weighted_layers
@@ -205,13 +249,16 @@ class BatchEngine:
         self.thresholds = np.array([l.neuron.threshold for l in layers], np.float32)
         self.layers, self.bundle = layers, bundle
 
-    def _choose_paths(self, spikes_per_step: np.ndarray) -> None:
-        """Each layer's path for the next run, from the input firing rates of this one (recorded)."""
+    def _choose_paths(self, spikes_per_step: np.ndarray, start: int = 0) -> None:
+        """Each layer's path for the next run, from the input firing rates of this one (recorded); rows
+        before ``start`` did not run and keep their rate and path."""
         self.path_choices = []
         for i in np.flatnonzero(self.prog[:, G_KIND] <= DEPTHWISE)[1:]:
             r = self.prog[i]
-            rate = float(spikes_per_step[i] / r[G_NIN])
-            if self.paths == "auto":
+            if i >= start:
+                self._rates[i] = float(spikes_per_step[i] / r[G_NIN])
+            rate = self._rates.get(i, 0.0)
+            if self.paths == "auto" and i >= start:
                 r[PATH] = DENSE_PATH if dense_path(self.layers[r[WIDX]].kind, int(r[G_NOUT]), rate) else EVENTS
             self.path_choices.append({"layer": self.layers[r[WIDX]].name, "input_rate": rate,
                                       "path": "dense" if r[PATH] == DENSE_PATH else "events"})
@@ -224,15 +271,24 @@ class BatchEngine:
         return np.ascontiguousarray(x.reshape(len(x), math.prod(self.analog_shape)), np.float32)
 
     def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False,
-            record_spikes: bool = False) -> EngineResult:
+            record_spikes: bool = False, prefix: Prefix | None = None, keep_prefix: int | None = None) -> EngineResult:
         """Simulate ``x`` for ``timesteps`` steps. ``record_spikes`` also returns every hidden
         layer's spike raster (views of a buffer the next run overwrites) and the per-sample spike
-        counts: what :mod:`.incremental` caches."""
+        counts: what :mod:`.incremental` caches.
+
+        ``prefix``: run only the program rows from ``prefix.op`` on, replaying its source buffer (the
+        same ``x`` and the same parameters before that row as the run that kept it). ``keep_prefix``: a
+        row of ``replay_points`` after ``prefix.op``; the result's ``prefix`` then lets a later run start
+        there (:mod:`.prefix`)."""
         x = checked_inputs(x, self.bundle.input.shape, timesteps)
         n, t = x.shape[0], int(timesteps)
+        start = self._check_prefix(prefix, n, t, record_spikes)
+        if keep_prefix is not None and (keep_prefix not in self.replay_points or keep_prefix <= start):
+            raise ValueError(f"keep_prefix must be a replay point after row {start}, got {keep_prefix}")
         analog = self.analog(x)
         preds = np.zeros((t, n), np.int32)
         events = np.zeros((t, n), np.int64)
+        events_before = np.zeros((t, n) if keep_prefix is not None else (1, 1), np.int64)
         spikes = np.zeros((self.n_hidden, t, n), np.int32)
         inputs = np.zeros((len(self.prog), n), np.int64)  # spikes into each weighted layer, per sample
         v_out = np.zeros((t, n, self.num_classes) if record_v_out else (0, 0, 0), np.float32)
@@ -242,6 +298,8 @@ class BatchEngine:
         if need > self._raster_buffer.size:  # kept between runs: fresh pages would cost a fault each
             self._raster_buffer = np.empty(need, np.bool_)
         rasters = self._raster_buffer[:need]  # every entry is written by the kernel
+        replay = prefix.raster.reshape(-1) if prefix is not None else np.zeros(1, np.bool_)
+        recorded = np.empty(n * t * self.source_size(keep_prefix) if keep_prefix is not None else 1, np.bool_)
         if n:
             previous = numba.get_num_threads()
             if self.threads:
@@ -250,17 +308,42 @@ class BatchEngine:
                 _simulate(self.prog, self.bufs, self.thresholds, self.weights, self.rows, self.tables, self.bias,
                           self.v0, self.fanout, self.skip_weights, self.skip_fanout, analog, t, self.block,
                           self.ring_size, self.pool_size,
-                          preds, events, spikes, inputs, v_out, record_v_out, rasters, raster_off, record_spikes)
+                          preds, events, spikes, inputs, v_out, record_v_out, rasters, raster_off, record_spikes,
+                          start, keep_prefix if keep_prefix is not None else start, events_before, replay,
+                          keep_prefix if keep_prefix is not None else -1, recorded)
             finally:
                 numba.set_num_threads(previous)
-            self._choose_paths(inputs.sum(axis=1) / (n * t))
+            self._choose_paths(inputs.sum(axis=1) / (n * t), start)
+        layer_spikes = spikes.sum(axis=2, dtype=np.int64)
+        before = np.zeros((t, n), np.int64)
+        if prefix is not None:
+            layer_spikes[:prefix.layers_before] = prefix.layer_spikes[:prefix.layers_before]
+            before += prefix.events
+        kept = None
+        if keep_prefix is not None:
+            before += events_before
+            kept = Prefix(keep_prefix, recorded.reshape(n, t, -1), before.copy(), layer_spikes.copy(),
+                          int(np.count_nonzero(self.prog[:keep_prefix, G_KIND] <= DEPTHWISE)))
         return EngineResult(
-            predictions=preds, events=events, layer_spikes=spikes.sum(axis=2, dtype=np.int64),
+            predictions=preds, events=events + before, layer_spikes=layer_spikes,
             input_events=(analog != 0).astype(np.int64) @ self.fanout[:self.prog[0, G_NIN]],
             v_out=v_out if record_v_out else None,
             spike_rasters=[rasters[a:b].reshape(n, t, k) for a, b, k in zip(raster_off, raster_off[1:], sizes)]
             if record_spikes else None,
-            sample_spikes=spikes if record_spikes else None)
+            sample_spikes=spikes if record_spikes else None, prefix=kept)
+
+    def _check_prefix(self, prefix: Prefix | None, n: int, t: int, record_spikes: bool) -> int:
+        """The first program row to run (ValueError for a prefix this run cannot use)."""
+        if prefix is None:
+            return 0
+        if record_spikes:
+            raise ValueError("record_spikes needs a full run (the rows before the prefix record nothing)")
+        if prefix.op not in self.replay_points:
+            raise ValueError(f"program row {prefix.op} is not a replay point ({self.replay_points})")
+        shape = (n, t, self.source_size(prefix.op))
+        if prefix.raster.shape != shape or prefix.raster.dtype != np.bool_ or prefix.events.shape != (t, n):
+            raise ValueError(f"the prefix is for another input set: raster {prefix.raster.shape}, expected {shape}")
+        return prefix.op
 
 
 def _graph(bundle: Bundle) -> list[tuple]:
@@ -282,6 +365,21 @@ if numba is not None:
         """Buffer ``buf`` of this block as (slots, nb, neurons)."""
         off, n, r = bufs[buf, BOFF], bufs[buf, BN], bufs[buf, BR]
         return ring_all[nb * off: nb * (off + n * r)].reshape((r, nb, n))
+
+    @jit
+    def _copy_slot(flat, ring, t, steps, b0, nb, into_ring):  # pragma: no cover - compiled
+        """Copy step t's slot of a buffer ring from (``into_ring``) or to a flat (N, steps, n) raster."""
+        slot = ring[t % ring.shape[0]]
+        n = slot.shape[1]
+        for b in range(nb):
+            base = ((b0 + b) * steps + t) * n
+            sb = slot[b]
+            if into_ring:
+                for c in range(n):
+                    sb[c] = flat[base + c]
+            else:
+                for c in range(n):
+                    flat[base + c] = sb[c]
 
     @jit
     def _integrate(current, v, refractory, theta, sub, refrac, slot):  # pragma: no cover - compiled
@@ -363,11 +461,17 @@ if numba is not None:
     @jit
     def _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps,
                         b0, nb, ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters,
-                        raster_off, keep):  # pragma: no cover - compiled
+                        raster_off, keep, start, split, events_before, replay, rec_op,
+                        recorded):  # pragma: no cover - compiled
         """Samples b0 .. b0 + nb - 1 for all steps (serial; the parallel driver runs blocks side by side).
 
         State is layer-major (each layer's (nb, n) block contiguous) and every helper gets
         zero-offset slices, which is what lets LLVM vectorize the inner loops.
+
+        Prefix replay: only ops ``start`` .. end run; at each step the source buffer of op ``start`` is
+        first filled from ``replay`` (flat (N, steps, n)). Ops before ``split`` count their events into
+        ``events_before``, the others into ``events``. Op ``rec_op`` (>= 0) copies its source buffer
+        into ``recorded`` (flat (N, steps, n)) before it runs.
         """
         n_ops = prog.shape[0]
         last = prog[n_ops - 1]
@@ -388,7 +492,7 @@ if numba is not None:
         n0 = first[G_NOUT]
         w0 = weights[first[WOFF]:first[WEND]]
         analog = np.zeros((nb, n0), np.float32)
-        for b in range(nb):
+        for b in range(nb if start == 0 else 0):
             row = x[b0 + b]
             for j in range(row.shape[0]):
                 if row[j] != 0:
@@ -399,9 +503,14 @@ if numba is not None:
         discard = np.zeros(2 * nb, np.int64)  # counts of delayed sums (counted at emission instead)
         pool_all = np.zeros(max(nb * pool_size, 1), np.int32)
         for t in range(steps):
-            for i in range(n_ops):
+            if start > 0:
+                _copy_slot(replay, _ring(ring_all, bufs, prog[start, SRC], nb), t, steps, b0, nb, True)
+            for i in range(start, n_ops):
                 m = prog[i]
                 kind = m[G_KIND]
+                ev = events_before if i < split else events
+                if i == rec_op:
+                    _copy_slot(recorded, _ring(ring_all, bufs, m[SRC], nb), t, steps, b0, nb, False)
                 if kind == FLATTEN:
                     continue
                 if kind == ZERO_PAD or kind == MAX_POOL:
@@ -431,14 +540,14 @@ if numba is not None:
                     # (events count when a spike is emitted), take a counting pass.
                     counted = d == 0 and m[PATH] == EVENTS and (kind == DENSE or kind == CONV)
                     if not counted:
-                        _events(src[t % src.shape[0]], fo, nb, events, t, b0, inputs[i])
+                        _events(src[t % src.shape[0]], fo, nb, ev, t, b0, inputs[i])
                     if t >= d:
                         s = src[(t - d) % src.shape[0]]
                         if kind == DENSE and m[PATH] == DENSE_PATH:
                             add_dense_all(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current)
                         elif kind == DENSE:  # one weight row, every sample that needs it
                             add_dense_rows(s, weights[m[WOFF]:m[WEND]], nin, nout, nb, current, fo,
-                                           events[t, b0:b0 + nb] if counted else discard[:nb],
+                                           ev[t, b0:b0 + nb] if counted else discard[:nb],
                                            inputs[i, b0:b0 + nb] if counted else discard[nb:2 * nb])
                         elif kind == CONV:  # per spike, each window row: one contiguous run of weights
                             wr = rows[m[ROWS]:m[ROWS] + m[WEND] - m[WOFF]]
@@ -450,7 +559,7 @@ if numba is not None:
                                 else:
                                     e, f = conv_spikes(m, wr, ytab, xtab, s[b], current[b], fo)
                                     if counted:
-                                        events[t, b0 + b] += e
+                                        ev[t, b0 + b] += e
                                         inputs[i, b0 + b] += f
                         else:  # depthwise: every channel of a pixel at once, branch-free
                             wl = weights[m[WOFF]:m[WEND]]
@@ -463,7 +572,7 @@ if numba is not None:
                         cb[c] += lb[c]
                 if m[SKIP] >= 0:  # the residual input, after the bias (the streaming engine's order)
                     src = _ring(ring_all, bufs, m[SKIP], nb)
-                    _events(src[t % src.shape[0]], skip_fan[m[SKOFF]:m[SKOFF] + nout], nb, events, t, b0,
+                    _events(src[t % src.shape[0]], skip_fan[m[SKOFF]:m[SKOFF] + nout], nb, ev, t, b0,
                             skipped)
                     if t >= d:
                         s = src[(t - d) % src.shape[0]]
@@ -499,10 +608,11 @@ if numba is not None:
     @parallel_jit
     def _simulate(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, block,
                   ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters, raster_off,
-                  keep):  # pragma: no cover
+                  keep, start, split, events_before, replay, rec_op, recorded):  # pragma: no cover
         n = x.shape[0]
         for blk in numba.prange((n + block - 1) // block):
             b0 = blk * block
             _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps,
                             b0, min(block, n - b0), ring_size, pool_size, preds, events, spikes, inputs, v_out,
-                            record, rasters, raster_off, keep)
+                            record, rasters, raster_off, keep, start, split, events_before, replay, rec_op,
+                            recorded)

@@ -1,0 +1,197 @@
+"""Prefix re-simulation against full runs of the batched engine: bit-identical at every replay point and
+after every change (random nets of every layer kind, batch > 1, several blocks and threads)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from anytime_snn.optimize.params import FullState, apply_state, hidden_layers
+from anytime_snn.optimize.parallel import ShardedSimulator
+from anytime_snn.sim.batch_engine import BatchEngine
+from anytime_snn.sim.prefix import PrefixSimulator
+from anytime_snn.testing import NetSpec, random_bundle, random_inputs
+from net_strategies import GRAPH_SPECS, SPECS, draw_bundle
+
+
+def _assert_same(a, b):
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    np.testing.assert_array_equal(a.events, b.events)
+    np.testing.assert_array_equal(a.layer_spikes, b.layer_spikes)
+    np.testing.assert_array_equal(a.input_events, b.input_events)
+
+
+def _firing(base, rng):
+    """Negative biases, so neurons fire in some samples and steps only."""
+    for layer in base.layers[:-1]:
+        if layer.weighted:
+            layer.bias = (layer.bias - rng.integers(0, 3, layer.bias.shape) / 4).astype(np.float32)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(spec=st.one_of(SPECS, GRAPH_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 9))
+def test_every_replay_point_reproduces_a_full_run(spec, seed, batch):
+    """Keep a prefix at each replay point, then run from it (and from it while keeping a later one):
+    the same predictions, events and spike counts as a full run. (A replay point that let a row read a
+    buffer nobody fills, e.g. a residual source before the point, would read zeros and differ.)"""
+    base = draw_bundle(spec, seed)
+    _firing(base, np.random.default_rng(seed))
+    x, timesteps = random_inputs(spec, batch, seed), 9
+    engine = BatchEngine(base, threads=2, block=2)
+    full = BatchEngine(base, threads=1).run(x, timesteps)
+    for p in engine.replay_points:
+        kept = engine.run(x, timesteps, keep_prefix=p)
+        _assert_same(kept, full)
+        assert kept.prefix.op == p and kept.prefix.raster.shape == (batch, timesteps, engine.source_size(p))
+        _assert_same(engine.run(x, timesteps, prefix=kept.prefix), full)
+        for q in [q for q in engine.replay_points if q > p][:2]:
+            chained = engine.run(x, timesteps, prefix=kept.prefix, keep_prefix=q)
+            _assert_same(chained, full)
+            _assert_same(engine.run(x, timesteps, prefix=chained.prefix), full)
+
+
+def _step(base, state, hidden, rng):
+    """The next point of a random walk like the optimizer's: one to three channels of one layer
+    (eta and/or V0), sometimes a whole layer, sometimes nothing, sometimes a raw weight edit."""
+    state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
+    i = int(rng.integers(len(hidden)))
+    u = rng.random()
+    if u < 0.15:
+        state.log_eta[i] += rng.normal(0, 0.3)
+    elif u > 0.1 + 0.15:
+        j = rng.integers(0, hidden[i].channels, size=int(rng.integers(1, 4)))
+        if rng.random() < 0.6:
+            state.log_eta[i][j] += rng.normal(0, 0.4, len(j))
+        if rng.random() < 0.6:
+            state.v0[i][j] = rng.uniform(0, hidden[i].threshold, len(j))
+    bundle = apply_state(base, state, hidden)
+    if rng.random() < 0.1:
+        layer = bundle.weighted_layers[int(rng.integers(len(bundle.weighted_layers)))]
+        w = layer.weights.copy()
+        w.flat[int(rng.integers(w.size))] = 0.0
+        layer.weights = w
+    return state, bundle
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(spec=st.one_of(SPECS, GRAPH_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 9))
+def test_prefix_runs_equal_full_runs(spec, seed, batch):
+    """Random walks through parameter space on random nets: every call equals a full run."""
+    base = draw_bundle(spec, seed)
+    rng = np.random.default_rng(seed)
+    _firing(base, rng)
+    assume(any(l.weighted and not l.output for l in base.layers))
+    x, timesteps = random_inputs(spec, batch, seed), 8
+    hidden = hidden_layers(base)
+    sim = PrefixSimulator(BatchEngine(base, threads=2, block=3), x, timesteps)
+    full = BatchEngine(base, threads=1)
+    state = FullState.start(hidden, 0.5)
+    bundle = apply_state(base, state, hidden)
+    for _ in range(12):
+        full.set_parameters(bundle)
+        _assert_same(sim.run(bundle), full.run(x, timesteps))
+        state, bundle = _step(base, state, hidden, rng)
+    assert sim.stats.runs == 12
+
+
+def _conv_net():
+    spec = NetSpec(input_shape=(8, 8, 2), convs=(("conv2d", 3, 4, 1, "same"), ("conv2d", 3, 4, 1, "same"),
+                                                 ("depthwise_conv2d", 2, 0, 2, "valid")),
+                   dense=(6,), classes=3)
+    base = random_bundle(spec, 5)
+    _firing(base, np.random.default_rng(5))
+    return spec, base
+
+
+def test_steps_in_one_layer_run_only_the_layers_from_there():
+    """A sweep like the neuron phase's (channels of one layer after another): the first step in a layer
+    runs from the cache of the layer before and keeps one at its own input; the next steps start there."""
+    spec, base = _conv_net()
+    x, timesteps = random_inputs(spec, 6, 5), 10
+    hidden = hidden_layers(base)
+    engine = BatchEngine(base, threads=2, block=4)
+    sim, full = PrefixSimulator(engine, x, timesteps), BatchEngine(base, threads=1)
+    rows = [engine.layer_row(i) for i in range(len(hidden))]
+    state = FullState.start(hidden, 0.5)
+    starts = []
+    for i in range(len(hidden)):
+        for j in range(3):
+            state.log_eta[i][j] += 0.3
+            state.v0[i][j] = 0.2
+            bundle = apply_state(base, state, hidden)
+            skipped = sim.stats.rows_skipped
+            full.set_parameters(bundle)
+            _assert_same(sim.run(bundle), full.run(x, timesteps))
+            starts.append(sim.stats.rows_skipped - skipped)
+    # Layer 0: full runs. Layer i > 0: its first step starts where the cache was (row 0 for layer 1), and
+    # keeps a cache at row i's input, which the next two steps start from.
+    assert starts[:3] == [0, 0, 0]
+    for i in range(1, len(hidden)):
+        assert starts[3 * i + 1:3 * i + 3] == [rows[i], rows[i]], (i, starts)
+    assert sim.stats.recorded == len(hidden) - 1
+
+
+def test_a_change_before_the_cache_runs_in_full_and_a_cache_too_large_is_not_kept():
+    spec, base = _conv_net()
+    x, timesteps = random_inputs(spec, 5, 1), 7
+    hidden = hidden_layers(base)
+    full = BatchEngine(base, threads=1)
+    sim = PrefixSimulator(BatchEngine(base, threads=1), x, timesteps)
+    state = FullState.start(hidden, 0.5)
+    for i in (2, 2, 2, 0, 2):  # the step in layer 0 invalidates the cache kept at layer 2's input
+        state.v0[i][0] += 0.05
+        bundle = apply_state(base, state, hidden)
+        full.set_parameters(bundle)
+        _assert_same(sim.run(bundle), full.run(x, timesteps))
+    # Full: the first call, the second (it keeps a cache at layer 2's input), the layer-0 step (it drops
+    # the cache) and the step after it (it keeps a new one).
+    assert (sim.stats.full_runs, sim.stats.recorded) == (4, 2)
+    tiny = PrefixSimulator(BatchEngine(base, threads=1), x, timesteps, max_cache_bytes=100)
+    for _ in range(3):
+        full.set_parameters(base)
+        _assert_same(tiny.run(copy.deepcopy(base)), full.run(x, timesteps))
+    assert tiny.stats.full_runs == 3 and tiny.stats.recorded == 0
+
+
+def test_engine_rejects_a_prefix_it_cannot_use():
+    spec, base = _conv_net()
+    x, timesteps = random_inputs(spec, 4, 2), 6
+    engine = BatchEngine(base, threads=1)
+    p = engine.replay_points[0]
+    kept = engine.run(x, timesteps, keep_prefix=p).prefix
+    with pytest.raises(ValueError, match="another input set"):
+        engine.run(x[:3], timesteps, prefix=kept)
+    with pytest.raises(ValueError, match="another input set"):
+        engine.run(x, timesteps + 1, prefix=kept)
+    with pytest.raises(ValueError, match="record_spikes needs a full run"):
+        engine.run(x, timesteps, prefix=kept, record_spikes=True)
+    with pytest.raises(ValueError, match="keep_prefix must be a replay point after"):
+        engine.run(x, timesteps, prefix=kept, keep_prefix=p)
+    with pytest.raises(ValueError, match="keep_prefix must be a replay point after"):
+        engine.run(x, timesteps, keep_prefix=0)
+    bad = copy.copy(kept)
+    bad.op = 0
+    with pytest.raises(ValueError, match="not a replay point"):
+        engine.run(x, timesteps, prefix=bad)
+
+
+def test_sharded_simulator_uses_prefixes_on_conv_nets_with_the_same_totals():
+    spec, base = _conv_net()
+    x, timesteps = random_inputs(spec, 7, 3), 6
+    labels = np.arange(7) % 3
+    hidden = hidden_layers(base)
+    a = ShardedSimulator(base, x, labels, timesteps, incremental=True, max_chunk=3)
+    b = ShardedSimulator(base, x, labels, timesteps, incremental=False)
+    assert isinstance(a.incremental, PrefixSimulator)
+    state = FullState.start(hidden, 0.5)
+    for i in (1, 1, 2, 2):
+        state.log_eta[i][0] += 0.2
+        bundle = apply_state(base, state, hidden)
+        ta, tb = a.run(bundle), b.run(bundle)
+        for field in ("correct", "events", "layer_spikes"):
+            np.testing.assert_array_equal(getattr(ta, field), getattr(tb, field))
+    assert a.incremental.stats.rows_skipped > 0
