@@ -160,7 +160,8 @@ def neuron_steps(args, inc, full) -> int:
     else:  # prefix runs: program rows skipped per step (the warm-up's full run excluded)
         out |= {"rows_skipped_per_step_rank0": stats.rows_skipped / args.neuron_steps,
                 "prefixes_kept_rank0": stats.recorded, "program_rows": len(inc.sim.engine.prog),
-                "step_layer_name": inc.hidden[args.step_layer].name}
+                "step_layer_name": inc.hidden[args.step_layer].name,
+                "channels_per_hidden_layer": [h.channels for h in inc.hidden]}
     if full is not None:
         out |= {"full_over_incremental": med["full"] / med["incremental"], "losses_identical": True}
     print(json.dumps(out))

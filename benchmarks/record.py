@@ -1,8 +1,9 @@
 """The benchmarks' records: :mod:`anytime_snn.provenance` (one definition), and ``require_model``.
 
 A record lets a reader re-run the measurement and see whether it still holds: the exact command, the
-commit (and whether the tree had uncommitted changes), the model's content hash, the machine, the date,
-the wall time and the load average before and after.
+commit (and whether tracked code, i.e. anything but results/, docs/ and Markdown, had uncommitted
+changes), the model's content hash, the machine, the date, the wall time and the load average before
+and after.
 """
 
 from __future__ import annotations

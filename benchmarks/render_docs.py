@@ -262,7 +262,29 @@ def incremental(records: list[tuple[str, dict]]) -> str:
         out.append(f"| `{n['model']['path']}` (`{Path(path).stem}`) | {layer} | "
                    f"{n['ranks']} × {n.get('threads_per_rank', '?')} | {n['steps']} | {reached} | "
                    f"{sec['incremental']:.3f} / {full} | {ratio} |")
-    return "\n".join(out) + "\n\n" + provenance(records)
+    return "\n".join(out) + "\n\n" + sweep_means(records) + provenance(records)
+
+
+def sweep_means(records: list[tuple[str, dict]]) -> str:
+    """For a model whose prefix records cover every hidden layer (one process): the mean time per
+    evaluation of a neuron-phase sweep over all its channels (each layer's median weighted by its channels)."""
+    lines = []
+    by_model: dict[str, dict[int, dict]] = {}
+    for _, r in records:
+        n = r["numbers"]
+        if "channels_per_hidden_layer" in n and n["ranks"] == 1 and "full" in n["seconds_per_eval_median"]:
+            by_model.setdefault(n["model"]["path"], {})[n["step_layer"]] = n
+    for model, layers in by_model.items():
+        channels = next(iter(layers.values()))["channels_per_hidden_layer"]
+        if sorted(layers) != list(range(len(channels))):
+            continue
+        mean = {k: sum(layers[i]["seconds_per_eval_median"][k] * c for i, c in enumerate(channels)) / sum(channels)
+                for k in ("incremental", "full")}
+        lines.append(f"A neuron-phase sweep over every channel of `{model}` ({' + '.join(map(str, channels))} "
+                     f"channels, each layer's median weighted by its channels): {mean['incremental']:.3f} s per "
+                     f"evaluation with prefixes, {mean['full']:.3f} s in full, "
+                     f"**{mean['full'] / mean['incremental']:.2f}×**.")
+    return "\n".join(lines) + ("\n\n" if lines else "")
 
 
 def bench_paths(records: list[tuple[str, dict]]) -> str:

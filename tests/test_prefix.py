@@ -15,7 +15,7 @@ from anytime_snn.optimize.parallel import ShardedSimulator
 from anytime_snn.sim.batch_engine import BatchEngine
 from anytime_snn.sim.prefix import PrefixSimulator
 from anytime_snn.testing import NetSpec, random_bundle, random_inputs
-from net_strategies import GRAPH_SPECS, SPECS, draw_bundle
+from net_strategies import GRAPH_SPECS, NEURONS, SPECS, draw_bundle
 
 
 def _assert_same(a, b):
@@ -44,14 +44,16 @@ def test_every_replay_point_reproduces_a_full_run(spec, seed, batch):
     engine = BatchEngine(base, threads=2, block=2)
     full = BatchEngine(base, threads=1).run(x, timesteps)
     for p in engine.replay_points:
-        kept = engine.run(x, timesteps, keep_prefix=p)
-        _assert_same(kept, full)
-        assert kept.prefix.op == p and kept.prefix.raster.shape == (batch, timesteps, engine.source_size(p))
-        _assert_same(engine.run(x, timesteps, prefix=kept.prefix), full)
-        for q in [q for q in engine.replay_points if q > p][:2]:
-            chained = engine.run(x, timesteps, prefix=kept.prefix, keep_prefix=q)
-            _assert_same(chained, full)
-            _assert_same(engine.run(x, timesteps, prefix=chained.prefix), full)
+        res = engine.run(x, timesteps, keep=(p,))
+        _assert_same(res, full)
+        (kept,) = res.prefixes
+        assert kept.op == p and kept.raster.shape == (batch, timesteps, engine.source_size(p))
+        _assert_same(engine.run(x, timesteps, prefix=kept), full)
+        later = [q for q in engine.replay_points if q > p][:2]
+        chained = engine.run(x, timesteps, prefix=kept, keep=tuple(later))  # two at once
+        _assert_same(chained, full)
+        for q in chained.prefixes:
+            _assert_same(engine.run(x, timesteps, prefix=q), full)
 
 
 def _step(base, state, hidden, rng):
@@ -98,19 +100,20 @@ def test_prefix_runs_equal_full_runs(spec, seed, batch):
     assert sim.stats.runs == 12
 
 
-def _conv_net():
+def _conv_net(neuron=NEURONS[0]):
     spec = NetSpec(input_shape=(8, 8, 2), convs=(("conv2d", 3, 4, 1, "same"), ("conv2d", 3, 4, 1, "same"),
                                                  ("depthwise_conv2d", 2, 0, 2, "valid")),
-                   dense=(6,), classes=3)
+                   dense=(6,), classes=3, neuron=neuron)
     base = random_bundle(spec, 5)
     _firing(base, np.random.default_rng(5))
     return spec, base
 
 
-def test_steps_in_one_layer_run_only_the_layers_from_there():
+@pytest.mark.parametrize("neuron", NEURONS, ids=lambda n: f"{n.reset}-r{n.refractory_steps}-d{n.delay_steps}")
+def test_steps_in_one_layer_run_only_the_layers_from_there(neuron):
     """A sweep like the neuron phase's (channels of one layer after another): the first step in a layer
-    runs from the cache of the layer before and keeps one at its own input; the next steps start there."""
-    spec, base = _conv_net()
+    keeps caches at its input and output; the next steps simulate their channels again and start after it."""
+    spec, base = _conv_net(neuron)
     x, timesteps = random_inputs(spec, 6, 5), 10
     hidden = hidden_layers(base)
     engine = BatchEngine(base, threads=2, block=4)
@@ -127,12 +130,14 @@ def test_steps_in_one_layer_run_only_the_layers_from_there():
             full.set_parameters(bundle)
             _assert_same(sim.run(bundle), full.run(x, timesteps))
             starts.append(sim.stats.rows_skipped - skipped)
-    # Layer 0: full runs. Layer i > 0: its first step starts where the cache was (row 0 for layer 1), and
-    # keeps a cache at row i's input, which the next two steps start from.
-    assert starts[:3] == [0, 0, 0]
-    for i in range(1, len(hidden)):
-        assert starts[3 * i + 1:3 * i + 3] == [rows[i], rows[i]], (i, starts)
-    assert sim.stats.recorded == len(hidden) - 1
+    # rows: conv 0, conv 1, depthwise 2, (flatten 3), dense 4, output 5. Layer 0 (analog input): full runs.
+    # Layer 1: its first step runs in full and keeps its input (row 1) and output (row 2); the next two
+    # simulate their channels again and start at row 2. Layers 2 and 3: the first step starts from the
+    # previous layer's output (layer 2's input is that very cache; layer 3 keeps its own input, row 4),
+    # the next two start after the layer.
+    assert rows == [0, 1, 2, 4]
+    assert starts == [0, 0, 0, 0, 2, 2, 2, 3, 3, 3, 5, 5], starts
+    assert (sim.stats.recorded, sim.stats.channel_runs) == (3, 8)
 
 
 def test_a_change_before_the_cache_runs_in_full_and_a_cache_too_large_is_not_kept():
@@ -162,17 +167,16 @@ def test_engine_rejects_a_prefix_it_cannot_use():
     x, timesteps = random_inputs(spec, 4, 2), 6
     engine = BatchEngine(base, threads=1)
     p = engine.replay_points[0]
-    kept = engine.run(x, timesteps, keep_prefix=p).prefix
+    (kept,) = engine.run(x, timesteps, keep=(p,)).prefixes
     with pytest.raises(ValueError, match="another input set"):
         engine.run(x[:3], timesteps, prefix=kept)
     with pytest.raises(ValueError, match="another input set"):
         engine.run(x, timesteps + 1, prefix=kept)
     with pytest.raises(ValueError, match="record_spikes needs a full run"):
         engine.run(x, timesteps, prefix=kept, record_spikes=True)
-    with pytest.raises(ValueError, match="keep_prefix must be a replay point after"):
-        engine.run(x, timesteps, prefix=kept, keep_prefix=p)
-    with pytest.raises(ValueError, match="keep_prefix must be a replay point after"):
-        engine.run(x, timesteps, keep_prefix=0)
+    for keep in ((p,), (0,), engine.replay_points[1::-1]):
+        with pytest.raises(ValueError, match="keep must hold ascending replay points after"):
+            engine.run(x, timesteps, prefix=kept if keep == (p,) else None, keep=keep)
     bad = copy.copy(kept)
     bad.op = 0
     with pytest.raises(ValueError, match="not a replay point"):

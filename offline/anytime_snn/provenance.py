@@ -3,8 +3,9 @@
 Used by the benchmarks (``--record``) and ``anytime-snn evaluate --record``.
 
 A record lets a reader re-run the measurement and see whether it still holds: the exact command, the
-commit (and whether the tree had uncommitted changes), the model's content hash, the machine, the date,
-the wall time and the load average before and after.
+commit (and whether tracked code, i.e. anything but results/, docs/ and Markdown, had uncommitted
+changes), the model's content hash, the machine, the date, the wall time and the load average before
+and after.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from pathlib import Path
 
 # The checkout this package runs from (git commands fail quietly in an installed copy elsewhere).
 ROOT = Path(__file__).resolve().parents[2]
+
+
+# What "uncommitted changes" means in a record: a tracked file that can change a measurement was edited.
+# Records, docs and other Markdown do not (a record rewritten before its commit used to set the flag).
+CODE_PATHS = (".", ":(exclude)results", ":(exclude)docs", ":(exclude)*.md")
 
 
 def _git(*args: str) -> str:
@@ -63,7 +69,7 @@ class Record:
                                               if Path(sys.argv[0]).resolve().is_relative_to(ROOT) else sys.argv[0],
                                               *(sys.argv[1:] if argv is None else argv)]),
             "commit": _git("rev-parse", "HEAD"),
-            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)),
             "model": model_identity(model_dir),
             "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                         "system": f"{platform.system()} {platform.release()}"},

@@ -271,24 +271,26 @@ class BatchEngine:
         return np.ascontiguousarray(x.reshape(len(x), math.prod(self.analog_shape)), np.float32)
 
     def run(self, x: np.ndarray, timesteps: int, record_v_out: bool = False,
-            record_spikes: bool = False, prefix: Prefix | None = None, keep_prefix: int | None = None) -> EngineResult:
+            record_spikes: bool = False, prefix: Prefix | None = None, keep: tuple[int, ...] = ()) -> EngineResult:
         """Simulate ``x`` for ``timesteps`` steps. ``record_spikes`` also returns every hidden
         layer's spike raster (views of a buffer the next run overwrites) and the per-sample spike
         counts: what :mod:`.incremental` caches.
 
         ``prefix``: run only the program rows from ``prefix.op`` on, replaying its source buffer (the
-        same ``x`` and the same parameters before that row as the run that kept it). ``keep_prefix``: a
-        row of ``replay_points`` after ``prefix.op``; the result's ``prefix`` then lets a later run start
-        there (:mod:`.prefix`)."""
+        same ``x`` and the same parameters before that row as the run that kept it). ``keep``: ascending
+        rows of ``replay_points`` after that; the result's ``prefixes`` then let later runs start there
+        (:mod:`.prefix`)."""
         x = checked_inputs(x, self.bundle.input.shape, timesteps)
         n, t = x.shape[0], int(timesteps)
         start = self._check_prefix(prefix, n, t, record_spikes)
-        if keep_prefix is not None and (keep_prefix not in self.replay_points or keep_prefix <= start):
-            raise ValueError(f"keep_prefix must be a replay point after row {start}, got {keep_prefix}")
+        keep = tuple(int(k) for k in keep)
+        if any(k not in self.replay_points for k in keep) or list(keep) != sorted(set(keep)) or \
+                (keep and keep[0] <= start):
+            raise ValueError(f"keep must hold ascending replay points after row {start}, got {keep}")
         analog = self.analog(x)
         preds = np.zeros((t, n), np.int32)
-        events = np.zeros((t, n), np.int64)
-        events_before = np.zeros((t, n) if keep_prefix is not None else (1, 1), np.int64)
+        seg = np.searchsorted(np.array(keep, np.int64), np.arange(len(self.prog)), side="right").astype(np.int64)
+        parts = np.zeros((len(keep) + 1, t, n), np.int64)  # events of the rows before keep[0], ..., after keep[-1]
         spikes = np.zeros((self.n_hidden, t, n), np.int32)
         inputs = np.zeros((len(self.prog), n), np.int64)  # spikes into each weighted layer, per sample
         v_out = np.zeros((t, n, self.num_classes) if record_v_out else (0, 0, 0), np.float32)
@@ -299,7 +301,9 @@ class BatchEngine:
             self._raster_buffer = np.empty(need, np.bool_)
         rasters = self._raster_buffer[:need]  # every entry is written by the kernel
         replay = prefix.raster.reshape(-1) if prefix is not None else np.zeros(1, np.bool_)
-        recorded = np.empty(n * t * self.source_size(keep_prefix) if keep_prefix is not None else 1, np.bool_)
+        rec_size = [n * t * self.source_size(k) for k in keep]
+        rec_off = np.concatenate([[0], np.cumsum(rec_size)]).astype(np.int64)
+        recorded = np.empty(max(int(rec_off[-1]), 1), np.bool_)
         if n:
             previous = numba.get_num_threads()
             if self.threads:
@@ -308,9 +312,8 @@ class BatchEngine:
                 _simulate(self.prog, self.bufs, self.thresholds, self.weights, self.rows, self.tables, self.bias,
                           self.v0, self.fanout, self.skip_weights, self.skip_fanout, analog, t, self.block,
                           self.ring_size, self.pool_size,
-                          preds, events, spikes, inputs, v_out, record_v_out, rasters, raster_off, record_spikes,
-                          start, keep_prefix if keep_prefix is not None else start, events_before, replay,
-                          keep_prefix if keep_prefix is not None else -1, recorded)
+                          preds, spikes, inputs, v_out, record_v_out, rasters, raster_off, record_spikes,
+                          start, seg, parts, replay, np.array(keep, np.int64), rec_off[:-1], recorded)
             finally:
                 numba.set_num_threads(previous)
             self._choose_paths(inputs.sum(axis=1) / (n * t), start)
@@ -319,18 +322,18 @@ class BatchEngine:
         if prefix is not None:
             layer_spikes[:prefix.layers_before] = prefix.layer_spikes[:prefix.layers_before]
             before += prefix.events
-        kept = None
-        if keep_prefix is not None:
-            before += events_before
-            kept = Prefix(keep_prefix, recorded.reshape(n, t, -1), before.copy(), layer_spikes.copy(),
-                          int(np.count_nonzero(self.prog[:keep_prefix, G_KIND] <= DEPTHWISE)))
+        kept = []
+        for k, part, a, b in zip(keep, parts, rec_off, rec_off[1:]):
+            before += part
+            kept.append(Prefix(k, recorded[a:b].reshape(n, t, -1), before.copy(), layer_spikes.copy(),
+                               int(np.count_nonzero(self.prog[:k, G_KIND] <= DEPTHWISE))))
         return EngineResult(
-            predictions=preds, events=events + before, layer_spikes=layer_spikes,
+            predictions=preds, events=before + parts[-1], layer_spikes=layer_spikes,
             input_events=(analog != 0).astype(np.int64) @ self.fanout[:self.prog[0, G_NIN]],
             v_out=v_out if record_v_out else None,
             spike_rasters=[rasters[a:b].reshape(n, t, k) for a, b, k in zip(raster_off, raster_off[1:], sizes)]
             if record_spikes else None,
-            sample_spikes=spikes if record_spikes else None, prefix=kept)
+            sample_spikes=spikes if record_spikes else None, prefixes=kept)
 
     def _check_prefix(self, prefix: Prefix | None, n: int, t: int, record_spikes: bool) -> int:
         """The first program row to run (ValueError for a prefix this run cannot use)."""
@@ -460,8 +463,8 @@ if numba is not None:
 
     @jit
     def _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps,
-                        b0, nb, ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters,
-                        raster_off, keep, start, split, events_before, replay, rec_op,
+                        b0, nb, ring_size, pool_size, preds, spikes, inputs, v_out, record, rasters,
+                        raster_off, keep, start, seg, parts, replay, rec_ops, rec_off,
                         recorded):  # pragma: no cover - compiled
         """Samples b0 .. b0 + nb - 1 for all steps (serial; the parallel driver runs blocks side by side).
 
@@ -469,9 +472,9 @@ if numba is not None:
         zero-offset slices, which is what lets LLVM vectorize the inner loops.
 
         Prefix replay: only ops ``start`` .. end run; at each step the source buffer of op ``start`` is
-        first filled from ``replay`` (flat (N, steps, n)). Ops before ``split`` count their events into
-        ``events_before``, the others into ``events``. Op ``rec_op`` (>= 0) copies its source buffer
-        into ``recorded`` (flat (N, steps, n)) before it runs.
+        first filled from ``replay`` (flat (N, steps, n)). Op i counts its events into ``parts[seg[i]]``
+        ((T, N) each). Op ``rec_ops[k]`` copies its source buffer into ``recorded`` from ``rec_off[k]``
+        (flat (N, steps, n)) before it runs.
         """
         n_ops = prog.shape[0]
         last = prog[n_ops - 1]
@@ -508,9 +511,11 @@ if numba is not None:
             for i in range(start, n_ops):
                 m = prog[i]
                 kind = m[G_KIND]
-                ev = events_before if i < split else events
-                if i == rec_op:
-                    _copy_slot(recorded, _ring(ring_all, bufs, m[SRC], nb), t, steps, b0, nb, False)
+                ev = parts[seg[i]]
+                for k in range(rec_ops.shape[0]):
+                    if rec_ops[k] == i:
+                        _copy_slot(recorded[rec_off[k]:], _ring(ring_all, bufs, m[SRC], nb), t, steps, b0, nb,
+                                   False)
                 if kind == FLATTEN:
                     continue
                 if kind == ZERO_PAD or kind == MAX_POOL:
@@ -607,12 +612,12 @@ if numba is not None:
 
     @parallel_jit
     def _simulate(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps, block,
-                  ring_size, pool_size, preds, events, spikes, inputs, v_out, record, rasters, raster_off,
-                  keep, start, split, events_before, replay, rec_op, recorded):  # pragma: no cover
+                  ring_size, pool_size, preds, spikes, inputs, v_out, record, rasters, raster_off,
+                  keep, start, seg, parts, replay, rec_ops, rec_off, recorded):  # pragma: no cover
         n = x.shape[0]
         for blk in numba.prange((n + block - 1) // block):
             b0 = blk * block
             _simulate_block(prog, bufs, thresholds, weights, rows, tables, bias, v0, fanout, skip_w, skip_fan, x, steps,
-                            b0, min(block, n - b0), ring_size, pool_size, preds, events, spikes, inputs, v_out,
-                            record, rasters, raster_off, keep, start, split, events_before, replay, rec_op,
+                            b0, min(block, n - b0), ring_size, pool_size, preds, spikes, inputs, v_out,
+                            record, rasters, raster_off, keep, start, seg, parts, replay, rec_ops, rec_off,
                             recorded)

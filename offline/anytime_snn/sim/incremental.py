@@ -30,7 +30,8 @@ again, for the samples where a changed neuron fires before or after.
 
 Only dense layers get the incremental path; a bundle with convolutions still runs, in full, when a
 convolution's parameters change, and a bundle with zero padding, max pooling or residual inputs
-always runs in full. The cache (each hidden layer's spikes of every sample as lists of
+always runs in full (the optimizer's objective uses :mod:`.prefix` for every net that is not a chain
+of dense layers). The cache (each hidden layer's spikes of every sample as lists of
 the neurons that fired at each step) is bounded by ``max_cache_bytes``; above it every run is full.
 """
 

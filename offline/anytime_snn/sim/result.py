@@ -21,7 +21,7 @@ class EngineResult:
     v_out: np.ndarray | None = None  # (T, N, C) float32 when requested
     spike_rasters: list[np.ndarray] | None = None  # per hidden layer (N, T, neurons) bool, when requested
     sample_spikes: np.ndarray | None = None  # (L_hidden, T, N) int32 spikes per sample, when requested
-    prefix: object | None = None  # batch_engine.Prefix, when a run was asked to keep one
+    prefixes: list | None = None  # batch_engine.Prefix of each row a run was asked to keep
 
     def correct(self, labels: np.ndarray) -> np.ndarray:
         """(T,) number of correct predictions at each step."""
