@@ -162,6 +162,26 @@ def test_a_change_before_the_cache_runs_in_full_and_a_cache_too_large_is_not_kep
     assert tiny.stats.full_runs == 3 and tiny.stats.recorded == 0
 
 
+def test_the_first_rows_input_is_cached_only_with_its_output():
+    """Replaying row 1 skips only the analog first row (as costly as the copy): without room for the
+    output cache too, steps in layer 1 run in full; with it they take the channel path."""
+    spec, base = _conv_net()
+    x, timesteps = random_inputs(spec, 5, 4), 6
+    hidden = hidden_layers(base)
+    engine = BatchEngine(base, threads=1)
+    size_in = len(x) * timesteps * (engine.source_size(1) + 8)
+    full = BatchEngine(base, threads=1)
+    for room, full_runs in ((size_in, 4), (size_in + len(x) * timesteps * engine.source_size(2), 2)):
+        sim = PrefixSimulator(BatchEngine(base, threads=1), x, timesteps, max_cache_bytes=room)
+        state = FullState.start(hidden, 0.5)
+        for j in range(4):
+            state.v0[1][j % 2] += 0.05
+            bundle = apply_state(base, state, hidden)
+            full.set_parameters(bundle)
+            _assert_same(sim.run(bundle), full.run(x, timesteps))
+        assert sim.stats.full_runs == full_runs
+
+
 def test_engine_rejects_a_prefix_it_cannot_use():
     spec, base = _conv_net()
     x, timesteps = random_inputs(spec, 4, 2), 6
