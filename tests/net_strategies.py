@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
 from anytime_snn.model import NeuronConfig
+from anytime_snn.optimize.params import FullState, apply_state
 from anytime_snn.testing import NetSpec, random_bundle
 
 NEURONS = [NeuronConfig(), NeuronConfig.spinnaker(), NeuronConfig(reset="zero"),
@@ -56,3 +58,39 @@ def draw_bundle(spec: NetSpec, seed: int):
         return random_bundle(spec, seed)
     except ValueError:
         assume(False)
+
+
+def fire_in_some_samples(base, rng) -> None:
+    """Lower every hidden layer's biases by 0, 0.25 or 0.5 (in place), so that neurons fire in some samples
+    and steps only (what the re-simulation caches must get right)."""
+    for layer in base.layers[:-1]:
+        if layer.weighted:
+            layer.bias = (layer.bias - rng.integers(0, 3, layer.bias.shape) / 4).astype(np.float32)
+
+
+def optimizer_step(base, state, hidden, rng):
+    """The next point of a random walk like the optimizer's: one to three channels of one layer (eta and/or
+    V0), sometimes a whole layer, sometimes nothing; and sometimes a raw edit the optimizer never makes (a
+    weight zeroed, so a fan-out changes; an output bias), to exercise every rule. Returns (state, bundle)."""
+    state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
+    i = int(rng.integers(len(hidden)))
+    u = rng.random()
+    if u < 0.15:
+        state.log_eta[i] += rng.normal(0, 0.3)
+    elif u >= 0.22:
+        j = rng.integers(0, hidden[i].channels, size=int(rng.integers(1, 4)))
+        if rng.random() < 0.6:
+            state.log_eta[i][j] += rng.normal(0, 0.4, len(j))
+        if rng.random() < 0.6:
+            state.v0[i][j] = rng.uniform(0, hidden[i].threshold, len(j))
+    bundle = apply_state(base, state, hidden)
+    edit = rng.random()
+    if edit < 0.1:
+        layer = bundle.weighted_layers[int(rng.integers(len(bundle.weighted_layers)))]
+        w = layer.weights.copy()
+        w.flat[int(rng.integers(w.size))] = 0.0
+        layer.weights = w
+    elif edit < 0.15:
+        out = bundle.weighted_layers[-1]
+        out.bias = out.bias + np.float32(0.25)
+    return state, bundle

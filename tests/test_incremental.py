@@ -14,7 +14,8 @@ from anytime_snn.optimize.parallel import ShardedSimulator
 from anytime_snn.sim.batch_engine import BatchEngine
 from anytime_snn.sim.incremental import IncrementalSimulator
 from anytime_snn.testing import NetSpec, random_bundle, random_inputs
-from net_strategies import DENSE_SPECS, GRAPH_SPECS, NEURONS, SPECS, draw_bundle
+from net_strategies import (DENSE_SPECS, GRAPH_SPECS, NEURONS, SPECS, draw_bundle, fire_in_some_samples,
+                             optimizer_step)
 
 
 def _assert_same(inc, full):
@@ -22,33 +23,6 @@ def _assert_same(inc, full):
     np.testing.assert_array_equal(inc.events, full.events)
     np.testing.assert_array_equal(inc.layer_spikes, full.layer_spikes)
     np.testing.assert_array_equal(inc.input_events, full.input_events)
-
-
-def _change(base, state, hidden, rng):
-    """A random next point: one to three neurons' eta and/or V0 (an optimizer step), sometimes a
-    whole layer, and sometimes a raw edit the optimizer never makes (a weight zeroed, so a fan-out
-    changes; an output bias) to exercise every rule."""
-    state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
-    i = int(rng.integers(len(hidden)))
-    if rng.random() < 0.15:
-        state.log_eta[i] += rng.normal(0, 0.3)
-    else:
-        j = rng.integers(0, hidden[i].channels, size=int(rng.integers(1, 4)))
-        if rng.random() < 0.6:
-            state.log_eta[i][j] += rng.normal(0, 0.4, len(j))
-        if rng.random() < 0.6:
-            state.v0[i][j] = rng.uniform(0, hidden[i].threshold, len(j))
-    bundle = apply_state(base, state, hidden)
-    edit = rng.random()
-    if edit < 0.1:
-        layer = bundle.weighted_layers[int(rng.integers(len(bundle.weighted_layers)))]
-        w = layer.weights.copy()
-        w.flat[int(rng.integers(w.size))] = 0.0
-        layer.weights = w
-    elif edit < 0.15:
-        out = bundle.weighted_layers[-1]
-        out.bias = out.bias + np.float32(0.25)
-    return state, bundle
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
@@ -60,9 +34,7 @@ def test_incremental_runs_equal_full_runs(spec, seed, batch):
     full path and must agree too."""
     base = draw_bundle(spec, seed)
     rng = np.random.default_rng(seed)
-    for layer in base.layers[:-1]:  # negative biases: neurons that fire in some samples only
-        if layer.weighted:
-            layer.bias = (layer.bias - rng.integers(0, 3, layer.bias.shape) / 4).astype(np.float32)
+    fire_in_some_samples(base, rng)
     x, timesteps = random_inputs(spec, batch, seed), 10
     assume(any(l.weighted and not l.output for l in base.layers))
     hidden = hidden_layers(base)
@@ -73,7 +45,7 @@ def test_incremental_runs_equal_full_runs(spec, seed, batch):
     for _ in range(10):
         full.set_parameters(bundle)
         _assert_same(inc.run(bundle), full.run(x, timesteps))
-        state, bundle = _change(base, state, hidden, rng)
+        state, bundle = optimizer_step(base, state, hidden, rng)
 
 
 @pytest.mark.parametrize("neuron", NEURONS, ids=lambda n: f"{n.reset}-r{n.refractory_steps}-d{n.delay_steps}")
@@ -85,8 +57,7 @@ def test_last_hidden_layer_steps_read_out_without_simulating(neuron, dense):
     spec = NetSpec(input_shape=(12,), convs=(), dense=dense, classes=4, neuron=neuron, zero_fraction=0.3)
     base = random_bundle(spec, 11)
     rng = np.random.default_rng(11)
-    for layer in base.weighted_layers[:-1]:
-        layer.bias = (layer.bias - rng.integers(0, 3, layer.bias.shape) / 4).astype(np.float32)
+    fire_in_some_samples(base, rng)
     x, timesteps = random_inputs(spec, 24, 11), 16
     hidden = hidden_layers(base)
     inc = IncrementalSimulator(BatchEngine(base, threads=2, block=5), x, timesteps)

@@ -15,7 +15,7 @@ from anytime_snn.optimize.parallel import ShardedSimulator
 from anytime_snn.sim.batch_engine import BatchEngine
 from anytime_snn.sim.prefix import PrefixSimulator
 from anytime_snn.testing import NetSpec, random_bundle, random_inputs
-from net_strategies import GRAPH_SPECS, NEURONS, SPECS, draw_bundle
+from net_strategies import GRAPH_SPECS, NEURONS, SPECS, draw_bundle, fire_in_some_samples, optimizer_step
 
 
 def _assert_same(a, b):
@@ -25,13 +25,6 @@ def _assert_same(a, b):
     np.testing.assert_array_equal(a.input_events, b.input_events)
 
 
-def _firing(base, rng):
-    """Negative biases, so neurons fire in some samples and steps only."""
-    for layer in base.layers[:-1]:
-        if layer.weighted:
-            layer.bias = (layer.bias - rng.integers(0, 3, layer.bias.shape) / 4).astype(np.float32)
-
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(spec=st.one_of(SPECS, GRAPH_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 9))
 def test_every_replay_point_reproduces_a_full_run(spec, seed, batch):
@@ -39,7 +32,7 @@ def test_every_replay_point_reproduces_a_full_run(spec, seed, batch):
     the same predictions, events and spike counts as a full run. (A replay point that let a row read a
     buffer nobody fills, e.g. a residual source before the point, would read zeros and differ.)"""
     base = draw_bundle(spec, seed)
-    _firing(base, np.random.default_rng(seed))
+    fire_in_some_samples(base, np.random.default_rng(seed))
     x, timesteps = random_inputs(spec, batch, seed), 9
     engine = BatchEngine(base, threads=2, block=2)
     full = BatchEngine(base, threads=1).run(x, timesteps)
@@ -56,36 +49,13 @@ def test_every_replay_point_reproduces_a_full_run(spec, seed, batch):
             _assert_same(engine.run(x, timesteps, prefix=q), full)
 
 
-def _step(base, state, hidden, rng):
-    """The next point of a random walk like the optimizer's: one to three channels of one layer
-    (eta and/or V0), sometimes a whole layer, sometimes nothing, sometimes a raw weight edit."""
-    state = FullState([v.copy() for v in state.log_eta], [v.copy() for v in state.v0])
-    i = int(rng.integers(len(hidden)))
-    u = rng.random()
-    if u < 0.15:
-        state.log_eta[i] += rng.normal(0, 0.3)
-    elif u > 0.1 + 0.15:
-        j = rng.integers(0, hidden[i].channels, size=int(rng.integers(1, 4)))
-        if rng.random() < 0.6:
-            state.log_eta[i][j] += rng.normal(0, 0.4, len(j))
-        if rng.random() < 0.6:
-            state.v0[i][j] = rng.uniform(0, hidden[i].threshold, len(j))
-    bundle = apply_state(base, state, hidden)
-    if rng.random() < 0.1:
-        layer = bundle.weighted_layers[int(rng.integers(len(bundle.weighted_layers)))]
-        w = layer.weights.copy()
-        w.flat[int(rng.integers(w.size))] = 0.0
-        layer.weights = w
-    return state, bundle
-
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(spec=st.one_of(SPECS, GRAPH_SPECS), seed=st.integers(0, 2**16), batch=st.integers(2, 9))
 def test_prefix_runs_equal_full_runs(spec, seed, batch):
     """Random walks through parameter space on random nets: every call equals a full run."""
     base = draw_bundle(spec, seed)
     rng = np.random.default_rng(seed)
-    _firing(base, rng)
+    fire_in_some_samples(base, rng)
     assume(any(l.weighted and not l.output for l in base.layers))
     x, timesteps = random_inputs(spec, batch, seed), 8
     hidden = hidden_layers(base)
@@ -96,7 +66,7 @@ def test_prefix_runs_equal_full_runs(spec, seed, batch):
     for _ in range(12):
         full.set_parameters(bundle)
         _assert_same(sim.run(bundle), full.run(x, timesteps))
-        state, bundle = _step(base, state, hidden, rng)
+        state, bundle = optimizer_step(base, state, hidden, rng)
     assert sim.stats.runs == 12
 
 
@@ -105,7 +75,7 @@ def _conv_net(neuron=NEURONS[0]):
                                                  ("depthwise_conv2d", 2, 0, 2, "valid")),
                    dense=(6,), classes=3, neuron=neuron)
     base = random_bundle(spec, 5)
-    _firing(base, np.random.default_rng(5))
+    fire_in_some_samples(base, np.random.default_rng(5))
     return spec, base
 
 

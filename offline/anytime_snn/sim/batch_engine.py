@@ -63,10 +63,6 @@ class Prefix:
     layer_spikes: np.ndarray  # (L_hidden, T) int64: the rows of the hidden layers before op are theirs
     layers_before: int  # weighted layers before op (all hidden)
 
-    @property
-    def nbytes(self) -> int:
-        return self.raster.nbytes + self.events.nbytes
-
 
 def dense_path(kind: str, n_out: int, input_rate: float) -> bool:
     """Whether a layer's dense path beats its event-driven one at this input firing rate, as measured by
