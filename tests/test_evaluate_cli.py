@@ -103,9 +103,27 @@ def test_evaluate_on_two_mpi_ranks_equals_one_process(small_model, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     assert cli.main(["evaluate", str(small_model), "--limit", "50", "--out", str(one)]) == 0
     proc = subprocess.run([str(bin_dir / "mpiexec"), "-n", "2", str(bin_dir / "anytime-snn"), "evaluate",
-                           str(small_model), "--limit", "50", "--out", str(two)],
+                           str(small_model), "--limit", "50", "--out", str(two),
+                           "--record", str(tmp_path / "rec.json")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the record says how the numbers were measured: on 2 ranks
+    assert json.loads((tmp_path / "rec.json").read_text())["command"].startswith("mpiexec -n 2 anytime-snn evaluate ")
     a, b = (json.loads((d / "evaluation.json").read_text()) for d in (one, two))
     for key in ("accuracy", "events_per_step", "summary", "samples"):
         assert a[key] == b[key], key
+
+
+def test_records_name_the_mpi_launcher_from_its_environment(monkeypatch):
+    from anytime_snn.provenance import mpi_launcher
+
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    assert mpi_launcher() == []
+    monkeypatch.setenv("PMI_SIZE", "1")
+    assert mpi_launcher() == []  # one rank: the command as typed
+    monkeypatch.setenv("PMI_SIZE", "4")
+    assert mpi_launcher() == ["mpiexec", "-n", "4"]
+    monkeypatch.delenv("PMI_SIZE")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "3")
+    assert mpi_launcher() == ["mpiexec", "-n", "3"]

@@ -344,6 +344,26 @@ def test_mpi_rank_that_hangs_is_aborted_after_the_rank_timeout(reference, tmp_pa
     assert_same_result(out, reference)
 
 
+def test_a_rank_failing_where_the_others_wait_ends_the_mpi_job(tmp_path):
+    """Rank 0 alone converts the model (a cached stage) while rank 1 waits for its result; a corrupt model
+    makes rank 0 fail. MPI has no timeouts: without the abort rank 1 would wait in the broadcast forever."""
+    pytest.importorskip("mpi4py")
+    mpiexec = VENV_BIN / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("the venv has no mpiexec")
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip archive" * 10)
+    t0 = time.monotonic()
+    proc = subprocess.run([str(mpiexec), "-n", "2", str(VENV_BIN / "anytime-snn"), "reproduce", "fig4", "--quick",
+                           "--out", str(tmp_path / "out"), "--only", "dense-mnist", "--model", f"dense-mnist={bad}"],
+                          capture_output=True, text=True, timeout=240)
+    seconds = time.monotonic() - t0
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-3000:]
+    assert "rank 0 failed" in text and "aborting all ranks" in text, text[-3000:]
+    assert seconds < 120, f"took {seconds:.0f} s"
+
+
 def test_rank_timeout_setting(monkeypatch):
     from anytime_snn.optimize.parallel import DEFAULT_RANK_TIMEOUT_S, RANK_TIMEOUT_ENV, rank_timeout
 

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 
 from . import __version__, commands
 from .errors import BundleError, ConfigError, DataError
@@ -38,13 +39,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what was parsed, for records of the command
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
     except (ConfigError, DataError, BundleError, FileNotFoundError) as e:
         print(f"anytime-snn {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print(f"anytime-snn {args.command}: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    except Exception:
+        if "mpi4py.MPI" in sys.modules:  # under mpiexec: the other ranks must not wait for this one forever
+            traceback.print_exc()
+            _abort_job_on_failure(1)
+        raise
+    _abort_job_on_failure(code)
+    return code
+
+
+def _abort_job_on_failure(code: int) -> None:
+    if code and "mpi4py.MPI" in sys.modules:
+        from .optimize.parallel import abort_job_on_failure
+
+        abort_job_on_failure(code)
 
 
 if __name__ == "__main__":

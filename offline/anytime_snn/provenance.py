@@ -57,6 +57,16 @@ def model_identity(model_dir: str | os.PathLike | None) -> dict | None:
     return {"path": path, "manifest_sha256": manifest.get("manifest_sha256")}
 
 
+def mpi_launcher() -> list[str]:
+    """``["mpiexec", "-n", N]`` when this process is one of N > 1 ranks started by mpiexec, else ``[]``:
+    a record's command must say how many ranks measured it (read from the launcher's environment)."""
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        raw = os.environ.get(key, "")
+        if raw.isdigit() and int(raw) > 1:
+            return ["mpiexec", "-n", raw]
+    return []
+
+
 class Record:
     """Start a record before measuring (``Record(model_dir)``), ``finish(numbers)`` after; ``write(path)``."""
 
@@ -64,10 +74,12 @@ class Record:
         """``command``: the command line as the user typed it (default: this process's, with ``argv`` as
         its arguments if given)."""
         self.t0 = time.time()
+        if command is None:
+            program = Path(sys.argv[0]).resolve()
+            program = program.relative_to(ROOT).as_posix() if program.is_relative_to(ROOT) else sys.argv[0]
+            command = shlex.join([program, *(sys.argv[1:] if argv is None else argv)])
         self.data = {
-            "command": command or shlex.join([Path(sys.argv[0]).resolve().relative_to(ROOT).as_posix()
-                                              if Path(sys.argv[0]).resolve().is_relative_to(ROOT) else sys.argv[0],
-                                              *(sys.argv[1:] if argv is None else argv)]),
+            "command": " ".join([shlex.join(mpi_launcher()), command]) if mpi_launcher() else command,
             "commit": _git("rev-parse", "HEAD"),
             "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)),
             "model": model_identity(model_dir),

@@ -75,6 +75,24 @@ def rank_timeout() -> float | None:
     return value if value > 0 and math.isfinite(value) else None
 
 
+def abort_job_on_failure(code: int) -> None:
+    """End the whole MPI job when this rank fails with exit status ``code`` (no-op in one process).
+
+    The other ranks may be waiting in a collective (a stage result broadcast from rank 0, an all-reduce)
+    that this rank will never join; MPI has no timeouts, so they would wait forever. Aborting makes
+    mpiexec end every rank with this status."""
+    mpi = sys.modules.get("mpi4py.MPI")  # loaded only by :func:`world` under mpiexec
+    if not code or mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
+        return
+    comm = mpi.COMM_WORLD
+    if comm.Get_size() < 2:
+        return
+    sys.stderr.write(f"anytime-snn: rank {comm.Get_rank()} failed (exit status {code}); aborting all ranks\n")
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)  # let mpiexec forward the messages before the abort tears it down
+    comm.Abort(code)
+
+
 def allreduce_sum(comm, values: np.ndarray) -> np.ndarray:
     """Sum int64 ``values`` over all ranks. MPI has no timeouts, so a rank that hangs (stopped,
     deadlocked) would block the others forever: the sum is non-blocking and polled, and after
