@@ -465,6 +465,25 @@ def reproduce(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + "\n".join(notes) + "\n\n" + provenance(records)
 
 
+def pareto_split(records: list[tuple[str, dict]]) -> str:
+    """anytime-snn reproduce fig5 --record: P_l and P_p of each variant split into the gap below a_max at the
+    SNN's peak and the rise to that peak (anytime_snn.metrics.pareto_split), from the recorded test curves."""
+    from anytime_snn.metrics import pareto_split as split
+
+    out = ["| model, variant (record) | a_max | peak | P_l: gap + rise | P_p: gap + rise |", "|---|---|---|---|---|"]
+    for path, r in records:
+        for name, variants in r["numbers"]["models"].items():
+            for variant, v in variants.items():
+                if not (isinstance(v, dict) and v.get("curve")):
+                    continue
+                a_max = v["metrics"]["ann_accuracy"]
+                s = split(v["curve"]["accuracy"], v["curve"]["events_per_step"], a_max)
+                out.append(f"| {name}, {variant} (`{Path(path).stem}`) | {acc(a_max)} % | {acc(s['peak'])} % "
+                           f"| {s['P_l_gap']:.3g} + {s['P_l_rise']:.3g} = {s['P_l_gap'] + s['P_l_rise']:.3g} "
+                           f"| {s['P_p_gap']:.2g} + {s['P_p_rise']:.3g} = {s['P_p_gap'] + s['P_p_rise']:.3g} |")
+    return "\n".join(out) + "\n\n" + provenance(records)
+
+
 def optimization_runs(records: list[tuple[str, dict]]) -> str:
     """anytime-snn reproduce --record: the full method's optimization per model (order of the neuron phase's
     sweep, evaluations, time) beside the whole command's wall time and the test-set factors."""
@@ -478,7 +497,9 @@ def optimization_runs(records: list[tuple[str, dict]]) -> str:
         for name, variants in n["models"].items():
             full, imp = variants["full"], variants["improvement"]
             opt, m = full["optimization"], full["metrics"]
-            sparsify = f"{full['sparsify']['wall_time_s'] / 60:.1f} min" if full.get("sparsify") else "–"
+            sp = full.get("sparsify")
+            sparsify = (f"{sp['wall_time_s'] / 60:.1f} min, ANN {acc(sp['before']['test_accuracy'])} → "
+                        f"{acc(sp['after']['test_accuracy'])} %" if sp else "–")
             out.append(f"| {name} (`{Path(path).stem}`) | {order} | {opt['evaluations']:,} | "
                        f"{opt['start']['loss']:.3f} → {opt['best']['loss']:.3f} | {sparsify} | "
                        f"{opt['wall_time_s'] / 60:.1f} min | {r['wall_seconds'] / 60:.1f} min | "
@@ -696,7 +717,7 @@ TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_lat
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
                                      bench_paths, fig4, table2, image_convert,
                                      fresh_clone, test_durations, fuzz, export, optimizer_models,
-                                     optimization_runs, fig6, faults, subset_rank)}
+                                     optimization_runs, fig6, faults, subset_rank, pareto_split)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------

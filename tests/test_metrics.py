@@ -18,6 +18,17 @@ def test_pareto_power_hand_computed():
     assert metrics.pareto_power([0.5, 0.8, 0.9], [100, 50, 10], 0.9) == pytest.approx(45.0)
 
 
+def test_pareto_split_hand_computed():
+    # a_max 0.9; a = 0.5, 0.8, 0.7 (peak 0.8); e = 10, 20, 30
+    # P_l gap 3 * 0.1 = 0.3, rise 0.3 + 0 + 0.1 = 0.4; P_p gap 60 * 0.1 = 6, rise 10*0.3 + 0 + 30*0.1 = 6
+    s = metrics.pareto_split([0.5, 0.8, 0.7], [10, 20, 30], 0.9)
+    assert s == pytest.approx({"peak": 0.8, "P_l_gap": 0.3, "P_l_rise": 0.4, "P_p_gap": 6.0, "P_p_rise": 6.0})
+    assert s["P_l_gap"] + s["P_l_rise"] == pytest.approx(metrics.pareto_latency([0.5, 0.8, 0.7], 0.9))
+    assert s["P_p_gap"] + s["P_p_rise"] == pytest.approx(metrics.pareto_power([0.5, 0.8, 0.7], [10, 20, 30], 0.9))
+    with pytest.raises(ValueError):
+        metrics.pareto_split([0.5, 0.8], [1.0], 0.9)
+
+
 def test_accuracy_above_a_max_counts_negatively():
     # a_3 = 0.95 > a_max = 0.9: latency 0.4 + 0.1 - 0.05 = 0.45; power 40 + 5 - 0.5 = 44.5
     a, e = [0.5, 0.8, 0.95], [100, 50, 10]

@@ -31,6 +31,20 @@ def pareto_power(accuracy, events, a_max: float) -> float:
     return float(np.sum(e * (a_max - a)))
 
 
+def pareto_split(accuracy, events, a_max: float) -> dict:
+    """P_l and P_p, each split into a *gap* and a *rise* part around the curve's peak a* = max_t a_t.
+
+    gap = T (a_max - a*) for P_l and sum_t e_t (a_max - a*) for P_p: what the SNN's best accuracy leaves
+    below a_max at every step, which no timing removes; rise = sum_t (a* - a_t) and sum_t e_t (a* - a_t):
+    the cost of reaching its own peak. gap + rise is exactly eq. 4 and eq. 5."""
+    a, e = _curve(accuracy), _curve(events)
+    if a.shape != e.shape:
+        raise ValueError(f"accuracy and events must have the same length, got {a.size} and {e.size}")
+    peak = float(a.max())
+    return {"peak": peak, "P_l_gap": float(a.size * (a_max - peak)), "P_l_rise": float(np.sum(peak - a)),
+            "P_p_gap": float(np.sum(e) * (a_max - peak)), "P_p_rise": float(np.sum(e * (peak - a)))}
+
+
 def min_error(accuracy) -> float:
     """M_e = min_t (1 - a_t): the error at the best timestep (eq. 11)."""
     return float(np.min(1.0 - _curve(accuracy)))
