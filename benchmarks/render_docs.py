@@ -340,7 +340,9 @@ def sparsity_search(records: list[tuple[str, dict]]) -> str:
         la, lw = n["default_lambdas"]
         absolute = n.get("absolute", False)
         head = "| lambda_a | lambda_w |" if absolute else "| lambda_a × default | lambda_w × default |"
-        out += [f"`{Path(path).stem}`: net `{n['net']}`, {n['epochs']} epochs at learning rate {n['learning_rate']:g}; "
+        data = f" on {n['dataset']}" if n.get("dataset") else ""
+        out += [f"`{Path(path).stem}`: net `{n['net']}`{data}, {n['epochs']} epochs at learning rate "
+                f"{n['learning_rate']:g}; "
                 f"the default lambdas when this ran: lambda_a {la:.4g}, lambda_w {lw:.4g}", "",
                 head + " ANN test accuracy before → after | change, points | after, with the moving-average BN "
                 "| activation sparsity before → after | weight sparsity after | BN statistics kept |",

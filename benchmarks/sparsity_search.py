@@ -96,8 +96,10 @@ def main() -> None:
               f"(gamma fixed {row['ann_gamma_fixed']:.4f}); activation sparsity "
               f"{row['activation_sparsity_before']:.3f} -> {row['activation_sparsity_after']:.3f}; "
               f"{row['seconds']:.0f} s", flush=True)
-    numbers = {"net": args.net, "epochs": args.epochs, "learning_rate": args.learning_rate, "absolute": args.absolute,
-               "default_lambdas": [la0, lw0], "rows": rows}
+    trained = Path(model).with_suffix(".json")  # the training record: the data set fine-tuning uses
+    dataset = json.loads(trained.read_text()).get("config", {}).get("dataset") if trained.is_file() else None
+    numbers = {"net": args.net, "dataset": dataset, "epochs": args.epochs, "learning_rate": args.learning_rate,
+               "absolute": args.absolute, "default_lambdas": [la0, lw0], "rows": rows}
     if args.record:
         record.finish(numbers)
         record.write(args.record)
