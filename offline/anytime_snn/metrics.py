@@ -23,11 +23,16 @@ def pareto_latency(accuracy, a_max: float) -> float:
     return float(np.sum(a_max - _curve(accuracy)))
 
 
-def pareto_power(accuracy, events, a_max: float) -> float:
-    """P_p = sum_t e_t (a_max - a_t)  (eq. 5), in synaptic events per sample."""
+def _curves(accuracy, events) -> tuple[np.ndarray, np.ndarray]:
     a, e = _curve(accuracy), _curve(events)
     if a.shape != e.shape:
         raise ValueError(f"accuracy and events must have the same length, got {a.size} and {e.size}")
+    return a, e
+
+
+def pareto_power(accuracy, events, a_max: float) -> float:
+    """P_p = sum_t e_t (a_max - a_t)  (eq. 5), in synaptic events per sample."""
+    a, e = _curves(accuracy, events)
     return float(np.sum(e * (a_max - a)))
 
 
@@ -37,9 +42,7 @@ def pareto_split(accuracy, events, a_max: float) -> dict:
     gap = T (a_max - a*) for P_l and sum_t e_t (a_max - a*) for P_p: what the SNN's best accuracy leaves
     below a_max at every step, which no timing removes; rise = sum_t (a* - a_t) and sum_t e_t (a* - a_t):
     the cost of reaching its own peak. gap + rise is exactly eq. 4 and eq. 5."""
-    a, e = _curve(accuracy), _curve(events)
-    if a.shape != e.shape:
-        raise ValueError(f"accuracy and events must have the same length, got {a.size} and {e.size}")
+    a, e = _curves(accuracy, events)
     peak = float(a.max())
     return {"peak": peak, "P_l_gap": float(a.size * (a_max - peak)), "P_l_rise": float(np.sum(peak - a)),
             "P_p_gap": float(np.sum(e) * (a_max - peak)), "P_p_rise": float(np.sum(e * (peak - a)))}

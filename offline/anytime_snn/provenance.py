@@ -78,8 +78,9 @@ class Record:
             program = Path(sys.argv[0]).resolve()
             program = program.relative_to(ROOT).as_posix() if program.is_relative_to(ROOT) else sys.argv[0]
             command = shlex.join([program, *(sys.argv[1:] if argv is None else argv)])
+        launcher = mpi_launcher()
         self.data = {
-            "command": " ".join([shlex.join(mpi_launcher()), command]) if mpi_launcher() else command,
+            "command": f"{shlex.join(launcher)} {command}" if launcher else command,
             "commit": _git("rev-parse", "HEAD"),
             "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)),
             "model": model_identity(model_dir),
