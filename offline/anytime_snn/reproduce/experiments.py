@@ -257,7 +257,7 @@ def fig6(s: Settings, comm, name: str = "conv-mnist") -> dict:
     b = variants["baseline"]["metrics"]
     for v in variants.values():
         v["improvement"] = {"P_l": _factor(b["P_l"], v["metrics"]["P_l"]), "P_p": _factor(b["P_p"], v["metrics"]["P_p"])}
-    return {"experiment": "fig6", "model": name, "variants": variants}
+    return {"experiment": "fig6", "model": name, "variants": variants, "stage_seconds": p.seconds}
 
 
 def fig4(s: Settings, comm, names=("dense-mnist", "conv-mnist")) -> dict:
