@@ -506,13 +506,16 @@ def optimization_runs(records: list[tuple[str, dict]]) -> str:
                        f"{opt['start']['loss']:.3f} → {opt['best']['loss']:.3f} | {sparsify} | "
                        f"{opt['wall_time_s'] / 60:.1f} min | {r['wall_seconds'] / 60:.1f} min | "
                        f"{acc(m['peak_accuracy'])} % ({m['peak_timestep']}), {imp['P_l']:.1f}× / {imp['P_p']:.1f}× |")
-            stages = variants.get("stage_seconds")
-            if stages:
-                notes.append(f"{name} (`{Path(path).stem}`), each stage when it ran: " + ", ".join(
-                    (f"{k} {v:.0f} s" if v < 60 else f"{k} {v / 60:.1f} min") if v is not None
-                    else f"{k} (cached, not timed)"
-                    for k, v in stages.items()) + ".")
+            if variants.get("stage_seconds"):
+                notes.append(_stage_times(f"{name} (`{Path(path).stem}`)", variants["stage_seconds"]))
     return "\n".join(out) + "\n\n" + ("\n\n".join(notes) + "\n\n" if notes else "") + provenance(records)
+
+
+def _stage_times(label: str, stages: dict) -> str:
+    """How long each stage of a reproduce run took when it ran (a cached stage keeps its run's time)."""
+    return f"{label}, each stage when it ran: " + ", ".join(
+        (f"{k} {v:.0f} s" if v < 60 else f"{k} {v / 60:.1f} min") if v is not None else f"{k} (cached, not timed)"
+        for k, v in stages.items()) + "."
 
 
 def fig6(records: list[tuple[str, dict]]) -> str:
@@ -534,7 +537,9 @@ def fig6(records: list[tuple[str, dict]]) -> str:
                              f"{acc(sp['before']['test_accuracy'])} → {acc(sp['after']['test_accuracy'])} %, "
                              f"activation sparsity {pct(sp['before']['activation_sparsity'])} → "
                              f"{pct(sp['after']['activation_sparsity'])} %.")
-    return "\n".join(out) + "\n\n" + "\n".join(notes) + "\n\n" + provenance(records)
+        if n.get("stage_seconds"):
+            notes.append(_stage_times(f"`{Path(path).stem}`", n["stage_seconds"]))
+    return "\n".join(out) + "\n\n" + "\n\n".join(notes) + "\n\n" + provenance(records)
 
 
 def faults(records: list[tuple[str, dict]]) -> str:
