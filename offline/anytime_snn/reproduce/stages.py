@@ -257,11 +257,15 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         cfg = OptimizeConfig(phases=tuple(phases), budgets=tuple(budgets), v0_init=v0_init, seed=seed,
                              neuron_order=neuron_order)
         t0 = time.perf_counter()
+        earlier = {"seconds": 0.0}  # evaluation time of the interrupted runs this one resumes
 
         def optimize():
-            resume = load_state(d) is not None
+            state = load_state(d)
+            resume = state is not None
             if resume:
-                log(f"[resume] optimizer checkpoint in {d}")
+                earlier["seconds"] = sum(e["seconds"] for e in state["history"])
+                log(f"[resume] optimizer checkpoint in {d} ({len(state['history'])} calls, "
+                    f"{earlier['seconds'] / 60:.1f} min of evaluations)")
             run_info = {"bundle": config["bundle"], "subset": subset, "timesteps": timesteps,
                         "pin": config["pin"], "dynamics": dynamics}
             return Optimizer(objective, cfg, d, run_info=run_info).run(resume=resume)
@@ -277,7 +281,10 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         keep = ("loss", "M_e", "P_l", "P_p", "peak_accuracy", "events_per_sample")
         return {"bundle": str(d / "bundle"), "start": {k: result.start[k] for k in keep},
                 "best": {k: result.best[k] for k in keep}, "evaluations": result.evaluations,
-                "wall_time_s": round(time.perf_counter() - t0, 1),
+                # over every run it took: this one's wall time plus the checkpointed evaluation time of the
+                # runs it resumed (their lost, uncheckpointed calls were redone in this one)
+                "wall_time_s": round(time.perf_counter() - t0 + earlier["seconds"], 1),
+                "wall_time_s_earlier_runs": round(earlier["seconds"], 1),
                 "start_state_v0": FullState.start(objective.hidden, v0_init).v0[0][:1].tolist()}
 
     out = collective_cached(directory, config, run, comm, log)
