@@ -102,9 +102,9 @@ def test_fig6_quick(out):
     assert all((layer.v0 == 0).all() for layer in no_init.layers if layer.weighted and not layer.output)
     no_scaling = v["-2 scaling"]["optimization"]
     assert no_scaling["best"]["loss"] <= no_scaling["start"]["loss"]
-    # each of the six optimizations has its stage time (a run over several sittings adds them up)
+    # each of the six optimizations has its stage time (rounded to 0.1 s: a quick one may read 0)
     opts = {k for k in r["stage_seconds"] if k.startswith("opt_")}
-    assert len(opts) == 6 and all(r["stage_seconds"][k] > 0 for k in opts), r["stage_seconds"]
+    assert len(opts) == 6 and all(r["stage_seconds"][k] >= 0 for k in opts), r["stage_seconds"]
 
 
 def test_table2_quick(out):
