@@ -284,7 +284,7 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
                 # over every run it took: this one's wall time plus the checkpointed evaluation time of the
                 # runs it resumed (their lost, uncheckpointed calls were redone in this one)
                 "wall_time_s": round(time.perf_counter() - t0 + earlier["seconds"], 1),
-                "wall_time_s_earlier_runs": round(earlier["seconds"], 1),
+                "wall_time_s_earlier_runs": round(earlier["seconds"], 3),  # a quick run's are milliseconds
                 "start_state_v0": FullState.start(objective.hidden, v0_init).v0[0][:1].tolist()}
 
     out = collective_cached(directory, config, run, comm, log)
