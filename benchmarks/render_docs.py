@@ -69,6 +69,8 @@ def provenance(records: list[tuple[str, dict]]) -> str:
         model = r.get("model")
         model_txt = f", model `{model['path']}` ({model['manifest_sha256'][:8]})" if model else ""
         dirty = " + uncommitted changes" if r.get("uncommitted_changes") else ""
+        if r.get("code_changed_during_run"):
+            dirty += f" (code changed during the run, ending at {r['commit_at_end'][:7]})"
         before, after = r["load_average_before"][0], r["load_average_after"][0]
         date = r["date"][:16].replace("T", " ")
         lines.append(f"- `{path}`: `{r['command']}` — commit {r['commit'][:7]}{dirty}, {date} UTC, "

@@ -127,3 +127,38 @@ def test_records_name_the_mpi_launcher_from_its_environment(monkeypatch):
     monkeypatch.delenv("PMI_SIZE")
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "3")
     assert mpi_launcher() == ["mpiexec", "-n", "3"]
+
+
+def test_a_record_says_when_the_code_changed_under_the_run(tmp_path, monkeypatch):
+    """A long run imports parts of the package lazily: code edited or committed while it runs can change what
+    it measures, so the record flags it (a real git repository stands in for the checkout)."""
+    import subprocess
+
+    from anytime_snn import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+
+    quiet = provenance.Record(command="run").finish({})
+    assert "code_changed_during_run" not in quiet and len(quiet["commit"]) == 40
+    (tmp_path / "notes.md").write_text("docs do not count\n")
+    git("add", "notes.md")
+    assert "code_changed_during_run" not in provenance.Record(command="run").finish({})
+
+    rec = provenance.Record(command="run")
+    (tmp_path / "code.py").write_text("x = 2\n")  # edited during the run
+    edited = rec.finish({})
+    assert edited["code_changed_during_run"] is True and edited["commit_at_end"] == edited["commit"]
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    rec = provenance.Record(command="run")
+    assert rec.data["uncommitted_changes"] is False
+    (tmp_path / "code.py").write_text("x = 3\n")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "three")  # committed during the run
+    committed = rec.finish({})
+    assert committed["code_changed_during_run"] is True and committed["commit_at_end"] != committed["commit"]

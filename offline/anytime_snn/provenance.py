@@ -10,6 +10,7 @@ and after.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -33,6 +34,13 @@ def _git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def _code_state() -> tuple[str, str]:
+    """(HEAD, sha256 of the tracked code's uncommitted diff): what code a process started from. A long run
+    imports parts of the package lazily, so code edited or committed while it runs can change what it measures."""
+    diff = _git("diff", "HEAD", "--", *CODE_PATHS)
+    return _git("rev-parse", "HEAD"), hashlib.sha256(diff.encode()).hexdigest()
 
 
 def _cpu_model() -> str:
@@ -79,9 +87,10 @@ class Record:
             program = program.relative_to(ROOT).as_posix() if program.is_relative_to(ROOT) else sys.argv[0]
             command = shlex.join([program, *(sys.argv[1:] if argv is None else argv)])
         launcher = mpi_launcher()
+        self._code = _code_state()
         self.data = {
             "command": f"{shlex.join(launcher)} {command}" if launcher else command,
-            "commit": _git("rev-parse", "HEAD"),
+            "commit": self._code[0],
             "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)),
             "model": model_identity(model_dir),
             "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
@@ -93,6 +102,9 @@ class Record:
     def finish(self, numbers: dict) -> dict:
         self.data.update(wall_seconds=round(time.time() - self.t0, 1), load_average_after=list(os.getloadavg()),
                          numbers=numbers)
+        end = _code_state()
+        if end != self._code:  # the code changed under the run: say so, and where it ended
+            self.data.update(code_changed_during_run=True, commit_at_end=end[0])
         return self.data
 
     def write(self, path: str | os.PathLike) -> None:
