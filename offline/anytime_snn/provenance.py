@@ -10,7 +10,6 @@ and after.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -37,10 +36,9 @@ def _git(*args: str) -> str:
 
 
 def _code_state() -> tuple[str, str]:
-    """(HEAD, sha256 of the tracked code's uncommitted diff): what code a process started from. A long run
-    imports parts of the package lazily, so code edited or committed while it runs can change what it measures."""
-    diff = _git("diff", "HEAD", "--", *CODE_PATHS)
-    return _git("rev-parse", "HEAD"), hashlib.sha256(diff.encode()).hexdigest()
+    """(HEAD, the tracked code's uncommitted diff): what code a process started from. A long run imports parts
+    of the package lazily, so code edited or committed while it runs can change what it measures."""
+    return _git("rev-parse", "HEAD"), _git("diff", "HEAD", "--", *CODE_PATHS)
 
 
 def _cpu_model() -> str:
@@ -91,7 +89,7 @@ class Record:
         self.data = {
             "command": f"{shlex.join(launcher)} {command}" if launcher else command,
             "commit": self._code[0],
-            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)),
+            "uncommitted_changes": bool(self._code[1]),
             "model": model_identity(model_dir),
             "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                         "system": f"{platform.system()} {platform.release()}"},

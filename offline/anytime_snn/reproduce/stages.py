@@ -257,15 +257,16 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         cfg = OptimizeConfig(phases=tuple(phases), budgets=tuple(budgets), v0_init=v0_init, seed=seed,
                              neuron_order=neuron_order)
         t0 = time.perf_counter()
-        earlier = {"seconds": 0.0}  # evaluation time of the interrupted runs this one resumes
+        earlier = 0.0  # evaluation time of the interrupted runs this one resumes
 
         def optimize():
+            nonlocal earlier
             state = load_state(d)
             resume = state is not None
             if resume:
-                earlier["seconds"] = sum(e["seconds"] for e in state["history"])
+                earlier = sum(e["seconds"] for e in state["history"])
                 log(f"[resume] optimizer checkpoint in {d} ({len(state['history'])} calls, "
-                    f"{earlier['seconds'] / 60:.1f} min of evaluations)")
+                    f"{earlier / 60:.1f} min of evaluations)")
             run_info = {"bundle": config["bundle"], "subset": subset, "timesteps": timesteps,
                         "pin": config["pin"], "dynamics": dynamics}
             return Optimizer(objective, cfg, d, run_info=run_info).run(resume=resume)
@@ -283,8 +284,8 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
                 "best": {k: result.best[k] for k in keep}, "evaluations": result.evaluations,
                 # over every run it took: this one's wall time plus the checkpointed evaluation time of the
                 # runs it resumed (their lost, uncheckpointed calls were redone in this one)
-                "wall_time_s": round(time.perf_counter() - t0 + earlier["seconds"], 1),
-                "wall_time_s_earlier_runs": round(earlier["seconds"], 3),  # a quick run's are milliseconds
+                "wall_time_s": round(time.perf_counter() - t0 + earlier, 1),
+                "wall_time_s_earlier_runs": round(earlier, 3),  # a quick run's are milliseconds
                 "start_state_v0": FullState.start(objective.hidden, v0_init).v0[0][:1].tolist()}
 
     out = collective_cached(directory, config, run, comm, log)
