@@ -162,3 +162,7 @@ def test_a_record_says_when_the_code_changed_under_the_run(tmp_path, monkeypatch
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "three")  # committed during the run
     committed = rec.finish({})
     assert committed["code_changed_during_run"] is True and committed["commit_at_end"] != committed["commit"]
+    rec = provenance.Record(command="run")
+    (tmp_path / "notes.md").write_text("a docs commit during the run changes no code\n")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "four")
+    assert "code_changed_during_run" not in rec.finish({})

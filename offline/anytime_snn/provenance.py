@@ -35,10 +35,11 @@ def _git(*args: str) -> str:
         return ""
 
 
-def _code_state() -> tuple[str, str]:
-    """(HEAD, the tracked code's uncommitted diff): what code a process started from. A long run imports parts
-    of the package lazily, so code edited or committed while it runs can change what it measures."""
-    return _git("rev-parse", "HEAD"), _git("diff", "HEAD", "--", *CODE_PATHS)
+def _code_diff(commit: str) -> str:
+    """The tracked code's difference between ``commit`` and the working tree. A long run imports parts of the
+    package lazily, so code edited or committed while it runs can change what it measures: the run's code is
+    unchanged while its diff against the starting commit stays the same (commits of docs do not count)."""
+    return _git("diff", commit or "HEAD", "--", *CODE_PATHS)
 
 
 def _cpu_model() -> str:
@@ -85,11 +86,12 @@ class Record:
             program = program.relative_to(ROOT).as_posix() if program.is_relative_to(ROOT) else sys.argv[0]
             command = shlex.join([program, *(sys.argv[1:] if argv is None else argv)])
         launcher = mpi_launcher()
-        self._code = _code_state()
+        commit = _git("rev-parse", "HEAD")
+        self._code = _code_diff(commit)
         self.data = {
             "command": f"{shlex.join(launcher)} {command}" if launcher else command,
-            "commit": self._code[0],
-            "uncommitted_changes": bool(self._code[1]),
+            "commit": commit,
+            "uncommitted_changes": bool(self._code),
             "model": model_identity(model_dir),
             "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                         "system": f"{platform.system()} {platform.release()}"},
@@ -100,9 +102,8 @@ class Record:
     def finish(self, numbers: dict) -> dict:
         self.data.update(wall_seconds=round(time.time() - self.t0, 1), load_average_after=list(os.getloadavg()),
                          numbers=numbers)
-        end = _code_state()
-        if end != self._code:  # the code changed under the run: say so, and where it ended
-            self.data.update(code_changed_during_run=True, commit_at_end=end[0])
+        if _code_diff(self.data["commit"]) != self._code:  # the code changed under the run: say so, and where
+            self.data.update(code_changed_during_run=True, commit_at_end=_git("rev-parse", "HEAD"))
         return self.data
 
     def write(self, path: str | os.PathLike) -> None:
