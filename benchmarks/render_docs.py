@@ -62,6 +62,17 @@ def ms(x: float) -> str:
     return f"{float(x):.2f}"
 
 
+def _other_code(parts: dict) -> str:
+    """Which cached stages of a resumed run ran at other code than the record's commit (None: unknown)."""
+    known = {name: codes for name, codes in parts.items() if codes is not None}
+    commits = sorted({c["commit"][:7] + (" + changes" if c["diff_sha256"] else "")
+                      for codes in known.values() for c in codes})
+    said = [f"{len(known)} stage(s) made at {', '.join(commits)}"] if known else []
+    if len(known) < len(parts):
+        said.append(f"{len(parts) - len(known)} stage(s) from before stages recorded their code")
+    return "; ".join(said)
+
+
 def provenance(records: list[tuple[str, dict]]) -> str:
     lines = []
     for path, r in records:
@@ -71,6 +82,8 @@ def provenance(records: list[tuple[str, dict]]) -> str:
         dirty = " + uncommitted changes" if r.get("uncommitted_changes") else ""
         if r.get("code_changed_during_run"):
             dirty += f" (code changed during the run, ending at {r['commit_at_end'][:7]})"
+        if r.get("parts_at_other_code"):
+            dirty += f" ({_other_code(r['parts_at_other_code'])})"
         before, after = r["load_average_before"][0], r["load_average_after"][0]
         date = r["date"][:16].replace("T", " ")
         lines.append(f"- `{path}`: `{r['command']}` — commit {r['commit'][:7]}{dirty}, {date} UTC, "

@@ -124,3 +124,18 @@ def test_peers_and_engines_templates_render_benchmark_records():
     numbers = {"images": 2, "steps": 2, "machine": "m", "dense_model": "models/default", "dense": d, "conv": d}
     text = render_docs.engines([("results/engines.json", dict(meta, numbers=numbers))])
     assert "| dense (image-timesteps/s) | 2 | 2 |" in text and "`results/engines.json`" in text
+
+
+def test_provenance_names_stages_made_at_other_code():
+    """A resumed reproduce run's record lists stages made at other code; the rendered line says so."""
+    record = {"command": "anytime-snn reproduce fig6", "commit": "c" * 40, "machine": {"cores": 2, "cpu": "x"},
+              "date": "2026-12-05T10:00:00Z", "load_average_before": [1.0], "load_average_after": [2.0],
+              "wall_seconds": 10.0, "numbers": {}}
+    assert "stage(s)" not in render_docs.provenance([("results/x.json", record)])
+    record["parts_at_other_code"] = {
+        "conv-mnist/train": [{"commit": "a" * 40, "diff_sha256": None}],
+        "conv-mnist/opt_dense": [{"commit": "a" * 40, "diff_sha256": None}, {"commit": "b" * 40, "diff_sha256": "f"}],
+        "conv-mnist/convert": None}
+    line = render_docs.provenance([("results/x.json", record)])
+    assert "commit ccccccc (2 stage(s) made at aaaaaaa, bbbbbbb + changes; 1 stage(s) from before stages " \
+           "recorded their code)" in line, line

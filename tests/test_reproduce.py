@@ -138,6 +138,38 @@ def test_resume_skips_finished_stages(out, capsys):
     record = json.loads(rec.read_text())
     assert record["numbers"] == json.loads((out / "fig4" / "results.json").read_text())
     assert record["command"].startswith("anytime-snn reproduce fig4 --quick") and record["machine"]["cores"] >= 1
+    # every stage it used ran at this code; one cached at another commit, or before stages noted their code,
+    # is named in the record
+    assert "parts_at_other_code" not in record
+    other = {"commit": "0" * 40, "diff_sha256": None}
+    for stage, code in (("eval_v0_0", [other]), ("eval_v0_0.5", None)):
+        path = out / "stages" / "conv-mnist" / stage / "stage.json"
+        saved = json.loads(path.read_text())
+        saved["result"]["code"] = code
+        path.write_text(json.dumps(saved))
+    assert main(["reproduce", "fig4", "--quick", "--out", str(out), "--record", str(rec)]) == 0
+    record = json.loads(rec.read_text())
+    assert record["parts_at_other_code"] == {"conv-mnist/eval_v0_0": [other], "conv-mnist/eval_v0_0.5": None}
+
+
+def test_a_resumed_stage_keeps_the_code_of_every_run(tmp_path):
+    """A stage that resumes a killed run's work (the optimizer's checkpoint) was made by both runs' code; a
+    stage that starts over, by the last run's only."""
+    from anytime_snn.optimize import world
+    from anytime_snn.provenance import code_identity
+    from anytime_snn.reproduce import stages
+
+    earlier = {"commit": "1" * 40, "diff_sha256": "ab" * 8}
+    for name in ("opt", "train"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / stages.CODE_FILE).write_text(json.dumps(earlier) + "\n")  # a killed run's note
+    now = code_identity()
+    assert len(now["commit"]) == 40
+    resumed = stages.collective_cached(tmp_path / "opt", {"stage": 1}, lambda d: {"v": 1}, world(), resumes=True)
+    assert resumed == {"v": 1, "code": [earlier, now]}
+    redone = stages.cached(tmp_path / "train", {"stage": 2}, lambda d: {"v": 2})
+    assert redone == {"v": 2, "code": [now]}
+    assert stages.cached(tmp_path / "train", {"stage": 2}, lambda d: 1 / 0) == redone  # read back, not rerun
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):

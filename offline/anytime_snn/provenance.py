@@ -10,6 +10,7 @@ and after.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -40,6 +41,17 @@ def _code_diff(commit: str) -> str:
     package lazily, so code edited or committed while it runs can change what it measures: the run's code is
     unchanged while its diff against the starting commit stays the same (commits of docs do not count)."""
     return _git("diff", commit or "HEAD", "--", *CODE_PATHS)
+
+
+def code_identity() -> dict:
+    """The code a process runs now: the commit and a hash of the tracked code's uncommitted diff (None when
+    clean). Cached stages of a long run store it, so a record can say which of them ran at other code."""
+    commit = _git("rev-parse", "HEAD")
+    return _identity(commit, _code_diff(commit))
+
+
+def _identity(commit: str, diff: str) -> dict:
+    return {"commit": commit, "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else None}
 
 
 def _cpu_model() -> str:
@@ -88,6 +100,7 @@ class Record:
         launcher = mpi_launcher()
         commit = _git("rev-parse", "HEAD")
         self._code = _code_diff(commit)
+        self.code = _identity(commit, self._code)
         self.data = {
             "command": f"{shlex.join(launcher)} {command}" if launcher else command,
             "commit": commit,
@@ -99,11 +112,16 @@ class Record:
             "load_average_before": list(os.getloadavg()),
         }
 
-    def finish(self, numbers: dict) -> dict:
+    def finish(self, numbers: dict, parts: dict[str, list[dict] | None] | None = None) -> dict:
+        """``parts``: the code identities (:func:`code_identity`) of the cached parts the run reused or resumed,
+        by name (None: not known); those that ran at code other than this run's go into the record."""
         self.data.update(wall_seconds=round(time.time() - self.t0, 1), load_average_after=list(os.getloadavg()),
                          numbers=numbers)
         if _code_diff(self.data["commit"]) != self._code:  # the code changed under the run: say so, and where
             self.data.update(code_changed_during_run=True, commit_at_end=_git("rev-parse", "HEAD"))
+        other = {name: codes for name, codes in (parts or {}).items() if codes != [self.code]}
+        if other:
+            self.data["parts_at_other_code"] = other
         return self.data
 
     def write(self, path: str | os.PathLike) -> None:

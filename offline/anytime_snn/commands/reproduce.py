@@ -141,6 +141,9 @@ def run(args) -> int:
         print(f"{args.experiment}: wrote {s.out}/{args.experiment}/report.md, results.json and plots "
               f"in {time.perf_counter() - t0:.0f} s")
         if record is not None:
-            record.finish(json.loads((s.out / args.experiment / "results.json").read_text()))
+            from ..reproduce.experiments import stage_codes
+
+            results = json.loads((s.out / args.experiment / "results.json").read_text())
+            record.finish(results, parts=stage_codes(results))  # stages cached or resumed from other code
             record.write(args.record)
     return 0

@@ -113,8 +113,14 @@ class Pipeline:
         # Wall seconds of each stage this pipeline used, as measured when the stage ran (a cached stage keeps
         # the time of its run; None for a stage cached before stages recorded their time).
         self.seconds: dict[str, float | None] = {}
+        # The code identities of the runs that made each stage (None: cached before stages recorded them).
+        self.code: dict[str, list[dict] | None] = {}
         self.dir = s.stage_dir / (spec.name if spec.name != "mobilenet-fashion" or spec.dataset == "fashion-mnist"
                                   else f"mobilenet-{spec.dataset}")
+
+    def _used(self, name: str, result: dict, seconds_key: str) -> None:
+        self.seconds[name] = result.get(seconds_key)
+        self.code[name] = result.get("code")
 
     def _log(self, msg):
         if self.comm.rank == 0:
@@ -134,7 +140,7 @@ class Pipeline:
                                 "train_limit": self.s.train_limit, "seed": self.s.seed,
                                 "augment_flip": self.spec.dataset.startswith("cifar")})
         r = stages.train_stage(self.dir / "train", cfg, self.comm, self._log)
-        self.seconds["train"] = r.get("wall_time_s")
+        self._used("train", r, "wall_time_s")
         return r["model"]
 
     def sparse_model(self) -> tuple[str, dict | None]:
@@ -145,7 +151,7 @@ class Pipeline:
         r = stages.sparsify_stage(self.dir / "sparsify", self.keras_model(), epochs=self.s.sparsify_epochs,
                                   train_limit=self.s.train_limit, test_limit=self.s.test_limit, seed=self.s.seed,
                                   lambda_a=lambda_a, lambda_w=lambda_w, comm=self.comm, log=self._log)
-        self.seconds["sparsify"] = r.get("wall_time_s")
+        self._used("sparsify", r, "wall_time_s")
         return r["model"], r
 
     def bundle(self, sparse: bool) -> str:
@@ -158,7 +164,7 @@ class Pipeline:
         r = stages.convert_stage(self.dir / name, model, dataset=self.spec.dataset, data_path=self.data_path,
                                  calibration_samples=self.s.calibration_samples, timesteps=self.s.timesteps,
                                  comm=self.comm, log=self._log)
-        self.seconds[name] = r.get("wall_time_s")
+        self._used(name, r, "wall_time_s")
         return r["bundle"]
 
     def optimized(self, sparse: bool, pin: Pin | None, v0_init: float, *, dynamics: str | None = None,
@@ -169,7 +175,7 @@ class Pipeline:
                                   phases=self.s.phases, budgets=self.s.budgets, v0_init=v0_init, pin=pin,
                                   seed=self.s.seed, comm=self.comm, dynamics=dynamics,
                                   neuron_order=self.s.neuron_order, log=self._log)
-        self.seconds[name] = r.get("wall_time_s")
+        self._used(name, r, "wall_time_s")
         return r["bundle"], r
 
     def evaluate(self, bundle: str, tag: str, *, v0: float | None = None, dynamics: str | None = None,
@@ -178,7 +184,7 @@ class Pipeline:
                                   data_path=self.data_path, test_limit=self.s.test_limit,
                                   timesteps=timesteps or self.s.timesteps, v0=v0, comm=self.comm,
                                   dynamics=dynamics, a_max_bundle=self.bundle(False), log=self._log)
-        self.seconds[f"eval_{tag}"] = r.get("seconds")
+        self._used(f"eval_{tag}", r, "seconds")
         return r
 
 
@@ -193,6 +199,17 @@ def _summary(ev: dict) -> dict:
 
 def _curve(ev: dict) -> dict:
     return {"accuracy": ev["accuracy"], "events_per_step": ev["events_per_step"]}
+
+
+def _stages(p: Pipeline) -> dict:
+    """What an experiment's results say about the stages of one model it used: wall seconds and code."""
+    return {"stage_seconds": p.seconds, "stage_code": p.code}
+
+
+def stage_codes(results: dict) -> dict[str, list[dict] | None]:
+    """Every stage an experiment's results used, as ``"model/stage"`` -> the code identities of its runs."""
+    per_model = results["models"] if "models" in results else {results["model"]: results}
+    return {f"{m}/{stage}": code for m, r in per_model.items() for stage, code in r.get("stage_code", {}).items()}
 
 
 def _factor(base: float, new: float) -> float | None:
@@ -236,7 +253,7 @@ def fig5(s: Settings, comm, names=("dense-mnist", "conv-mnist", "conv-fashion"))
         full = _variant(p, True, True, True, "full")
         results[name] = {"baseline": base, "full": full, "improvement": {
             "P_l": _factor(base["metrics"]["P_l"], full["metrics"]["P_l"]),
-            "P_p": _factor(base["metrics"]["P_p"], full["metrics"]["P_p"])}, "stage_seconds": p.seconds}
+            "P_p": _factor(base["metrics"]["P_p"], full["metrics"]["P_p"])}, **_stages(p)}
     return {"experiment": "fig5", "models": results,
             "paper": {"P_l_factor": "about 10x", "P_p_factor": "about 100x"}}
 
@@ -257,7 +274,7 @@ def fig6(s: Settings, comm, name: str = "conv-mnist") -> dict:
     b = variants["baseline"]["metrics"]
     for v in variants.values():
         v["improvement"] = {"P_l": _factor(b["P_l"], v["metrics"]["P_l"]), "P_p": _factor(b["P_p"], v["metrics"]["P_p"])}
-    return {"experiment": "fig6", "model": name, "variants": variants, "stage_seconds": p.seconds}
+    return {"experiment": "fig6", "model": name, "variants": variants, **_stages(p)}
 
 
 def fig4(s: Settings, comm, names=("dense-mnist", "conv-mnist")) -> dict:
@@ -267,7 +284,8 @@ def fig4(s: Settings, comm, names=("dense-mnist", "conv-mnist")) -> dict:
         p = Pipeline(MODELS[name], s, comm)
         e0, e5 = p.evaluate(p.bundle(False), "v0_0", v0=0.0), p.evaluate(p.bundle(False), "v0_0.5", v0=0.5)
         results[name] = {"v0_0": _summary(e0), "v0_0.5": _summary(e5), "curves": {"V0=0": _curve(e0), "V0=0.5": _curve(e5)},
-                         "relative_P_l": e5["summary"]["P_l"] / e0["summary"]["P_l"] if e0["summary"]["P_l"] else None}
+                         "relative_P_l": e5["summary"]["P_l"] / e0["summary"]["P_l"] if e0["summary"]["P_l"] else None,
+                         **_stages(p)}
     return {"experiment": "fig4", "models": results}
 
 
@@ -289,7 +307,7 @@ def table2(s: Settings, comm, name: str = "dense-mnist") -> dict:
                           "P_p": _factor(before["summary"]["P_p"], after["summary"]["P_p"])}
     if s.nest_images:
         out["nest"] = {k: _nest_check(p, b, steps) for k, b in (("before", base), ("after", opt_bundle))}
-    return out
+    return {**out, **_stages(p)}
 
 
 def _spikes(bundle_dir: str, ev: dict) -> dict:
@@ -343,9 +361,12 @@ def _nest_check(p: Pipeline, bundle_dir: str, steps: int) -> dict:
                 "events_per_sample_reference": float(ref.events.sum(axis=0).mean()),
                 "events_per_sample_ours": float(ours.events.sum()), "note": nest.note}
 
-    tag = "nest_" + stages.file_digest(Path(bundle_dir))[:8]
-    return stages.cached(p.dir / tag, {"stage": "nest", "oracle": "reference", "bundle": stages.file_digest(Path(bundle_dir)),
-                                       "images": p.s.nest_images, "timesteps": steps}, run, p.comm, p._log)
+    digest = stages.file_digest(Path(bundle_dir))
+    tag = "nest_" + digest[:8]
+    r = stages.cached(p.dir / tag, {"stage": "nest", "oracle": "reference", "bundle": digest,
+                                    "images": p.s.nest_images, "timesteps": steps}, run, p.comm, p._log)
+    p.code[tag] = r.get("code")
+    return r
 
 
 def mobilenet(s: Settings, comm) -> dict:

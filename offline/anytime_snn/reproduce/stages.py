@@ -26,6 +26,26 @@ from ..dynamics import with_dynamics
 from ..fsutil import atomic_write
 
 STAGE_FILE = "stage.json"
+CODE_FILE = "code.jsonl"  # the code identity of every run that worked on the stage (a resumed one has several)
+
+
+def _note_code(directory: Path, resumes: bool) -> None:
+    """Record the code this run works on the stage with: appended when the stage resumes earlier runs' work
+    (the optimizer's checkpoint), else replacing what a killed run left."""
+    from ..provenance import code_identity
+
+    with open(directory / CODE_FILE, "a" if resumes else "w") as f:
+        f.write(json.dumps(code_identity()) + "\n")
+
+
+def _codes(directory: Path) -> list[dict]:
+    """The distinct code identities of the runs that made the stage's result, oldest first."""
+    out: list[dict] = []
+    for line in (directory / CODE_FILE).read_text().splitlines():
+        code = json.loads(line)
+        if code not in out:
+            out.append(code)
+    return out
 
 
 def _canonical(config: dict) -> dict:
@@ -51,15 +71,18 @@ def cached(directory: Path, config: dict, run: Callable[[Path], dict], comm=None
                 shutil.rmtree(directory)
         if result is None:
             directory.mkdir(parents=True, exist_ok=True)
-            result = run(directory)
+            _note_code(directory, resumes=False)
+            result = {**run(directory), "code": _codes(directory)}
             atomic_write(stage, json.dumps({"config": config, "result": result}, indent=1).encode())
     if comm is not None and comm.size > 1:
         result = comm.bcast(result, root=0)
     return result
 
 
-def collective_cached(directory: Path, config: dict, run: Callable[[Path], dict], comm, log=print) -> dict:
-    """Like :func:`cached` for collective stages: every rank runs ``run`` unless rank 0 finds the result."""
+def collective_cached(directory: Path, config: dict, run: Callable[[Path], dict], comm, log=print,
+                      resumes: bool = False) -> dict:
+    """Like :func:`cached` for collective stages: every rank runs ``run`` unless rank 0 finds the result.
+    ``resumes``: ``run`` continues the work of a killed run in ``directory`` (whose code then counts too)."""
     directory, config = Path(directory), _canonical(config)
     found = None
     if comm.rank == 0:
@@ -78,10 +101,12 @@ def collective_cached(directory: Path, config: dict, run: Callable[[Path], dict]
             log(f"[redo] {directory}: its config changed")
             shutil.rmtree(directory)
             directory.mkdir(parents=True)
+        _note_code(directory, resumes)
     if comm.size > 1:
         comm.Barrier()
     result = run(directory)
     if comm.rank == 0:
+        result = {**result, "code": _codes(directory)}
         atomic_write(directory / STAGE_FILE, json.dumps({"config": config, "result": result}, indent=1).encode())
     return result
 
@@ -90,7 +115,8 @@ def file_digest(path: Path) -> str:
     """sha256 of a file, or of a bundle directory's files (so cache keys follow the content)."""
     path = Path(path)
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != STAGE_FILE) if path.is_dir() else [path]
+    files = (sorted(p for p in path.rglob("*") if p.is_file() and p.name not in (STAGE_FILE, CODE_FILE))
+             if path.is_dir() else [path])
     for p in files:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -288,7 +314,7 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
                 "wall_time_s_earlier_runs": round(earlier, 3),  # a quick run's are milliseconds
                 "start_state_v0": FullState.start(objective.hidden, v0_init).v0[0][:1].tolist()}
 
-    out = collective_cached(directory, config, run, comm, log)
+    out = collective_cached(directory, config, run, comm, log, resumes=True)
     if comm.size > 1:
         out = comm.bcast(out, root=0)
     return out
