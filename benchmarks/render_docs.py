@@ -65,7 +65,7 @@ def ms(x: float) -> str:
 def _other_code(parts: dict) -> str:
     """Which cached stages of a resumed run ran at other code than the record's commit (None: unknown)."""
     known = {name: codes for name, codes in parts.items() if codes is not None}
-    commits = sorted({c["commit"][:7] + (" + changes" if c["diff_sha256"] else "")
+    commits = sorted({(c["commit"] or "unknown")[:7] + (" + changes" if c["diff_sha256"] else "")
                       for codes in known.values() for c in codes})
     said = [f"{len(known)} stage(s) made at {', '.join(commits)}"] if known else []
     if len(known) < len(parts):

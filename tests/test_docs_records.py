@@ -135,7 +135,8 @@ def test_provenance_names_stages_made_at_other_code():
     record["parts_at_other_code"] = {
         "conv-mnist/train": [{"commit": "a" * 40, "diff_sha256": None}],
         "conv-mnist/opt_dense": [{"commit": "a" * 40, "diff_sha256": None}, {"commit": "b" * 40, "diff_sha256": "f"}],
+        "conv-mnist/opt_sparse": [{"commit": None, "diff_sha256": None}, {"commit": "c" * 40, "diff_sha256": None}],
         "conv-mnist/convert": None}
     line = render_docs.provenance([("results/x.json", record)])
-    assert "commit ccccccc (2 stage(s) made at aaaaaaa, bbbbbbb + changes; 1 stage(s) from before stages " \
-           "recorded their code)" in line, line
+    assert "commit ccccccc (3 stage(s) made at aaaaaaa, bbbbbbb + changes, ccccccc, unknown; 1 stage(s) from " \
+           "before stages recorded their code)" in line, line

@@ -170,6 +170,11 @@ def test_a_resumed_stage_keeps_the_code_of_every_run(tmp_path):
     redone = stages.cached(tmp_path / "train", {"stage": 2}, lambda d: {"v": 2})
     assert redone == {"v": 2, "code": [now]}
     assert stages.cached(tmp_path / "train", {"stage": 2}, lambda d: 1 / 0) == redone  # read back, not rerun
+    # a checkpoint left by a run from before stages noted their code: that run's code is unknown
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "checkpoint.json").write_text("{}")
+    old = stages.collective_cached(tmp_path / "old", {"stage": 3}, lambda d: {"v": 3}, world(), resumes=True)
+    assert old["code"] == [{"commit": None, "diff_sha256": None}, now]
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):

@@ -31,11 +31,17 @@ CODE_FILE = "code.jsonl"  # the code identity of every run that worked on the st
 
 def _note_code(directory: Path, resumes: bool) -> None:
     """Record the code this run works on the stage with: appended when the stage resumes earlier runs' work
-    (the optimizer's checkpoint), else replacing what a killed run left."""
+    (the optimizer's checkpoint), else replacing what a killed run left. Work left by a run from before stages
+    noted their code counts as unknown code (commit None)."""
     from ..provenance import code_identity
 
-    with open(directory / CODE_FILE, "a" if resumes else "w") as f:
-        f.write(json.dumps(code_identity()) + "\n")
+    path = directory / CODE_FILE
+    notes = []
+    if resumes and not path.exists() and any(directory.iterdir()):
+        notes.append({"commit": None, "diff_sha256": None})
+    notes.append(code_identity())
+    with open(path, "a" if resumes else "w") as f:
+        f.write("".join(json.dumps(n) + "\n" for n in notes))
 
 
 def _codes(directory: Path) -> list[dict]:
