@@ -11,8 +11,7 @@ to), and the share of active neurons slower than 1/20 and 1/10 of a spike per st
 neuron first fires after step 20 or 10). For the first weighted layer, whose input is constant: the channels
 with a positive bias (bias / threshold: a neuron driven by its bias alone fires at that rate, first at step
 ceil(threshold / bias)), the share of positions whose receptive field is all zero (the background of an MNIST
-digit) and the share of the layer's activation that comes from them. The ANN is computed with the reference
-simulator's explicit loops (``layer_output``), checked against the bundle's ANN accuracy.
+digit) and the share of the layer's activation that comes from them.
 """
 
 from __future__ import annotations
@@ -31,27 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import Record, model_identity, require_model  # noqa: E402
 
 
-def ann_activations(bundle, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Every hidden layer's ReLU activation / threshold (images x neurons) and the logits, sample by sample."""
-    from anytime_snn.sim.reference import layer_output
+def ann_activations(bundle, x: np.ndarray, batch: int = 250) -> dict[str, np.ndarray]:
+    """Every hidden layer's ReLU activation / threshold (images x neurons): the rate its SNN neurons converge to."""
+    from anytime_snn.convert.normalize import ann_forward
 
-    acts: dict[str, list] = {}
-    logits = []
-    for xi in x.astype(np.float64):
-        a = xi
-        for layer in bundle.layers:
-            if not layer.weighted:
-                if layer.kind != "flatten":
-                    raise SystemExit(f"layer_rates.py: {layer.name} ({layer.kind}): only flatten is supported")
-                a = a.reshape(-1)
-                continue
-            a = layer_output(layer, a) + layer.bias
-            if layer.output:
-                break
-            a = np.maximum(a, 0)
-            acts.setdefault(layer.name, []).append((a / layer.neuron.threshold).ravel())
-        logits.append(a)
-    return {k: np.stack(v) for k, v in acts.items()}, np.stack(logits)
+    hidden = [layer for layer in bundle.layers if layer.weighted and not layer.output]
+    parts = [ann_forward(bundle.layers, x[i:i + batch], collect=True)[1] for i in range(0, len(x), batch)]
+    return {layer.name: np.concatenate([np.asarray(p[k], np.float64).reshape(len(p[k]), -1) for p in parts])
+            / layer.neuron.threshold for k, layer in enumerate(hidden)}
 
 
 def first_layer_background(bundle, x: np.ndarray, rates: np.ndarray) -> dict:
@@ -80,11 +66,8 @@ def describe(model: Path, dataset: str, images: int) -> dict:
     bundle = load_bundle(model)
     test = load_dataset(dataset, "test", limit=images)
     x = network_input(bundle, test.images)
-    acts, logits = ann_activations(bundle, x)
-    accuracy = float(np.mean(np.argmax(logits, axis=1) == test.labels))
-    check = bundle_ann_accuracy(bundle, x, test.labels)
-    if abs(accuracy - check) > 1e-9:
-        raise SystemExit(f"layer_rates.py: the loop's ANN accuracy {accuracy} differs from the bundle's {check}")
+    acts = ann_activations(bundle, x)
+    accuracy = bundle_ann_accuracy(bundle, x, test.labels)
     layers = {}
     for name, r in acts.items():
         active = r[r > 0]
