@@ -588,6 +588,32 @@ def subset_rank(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + provenance(records)
 
 
+def layer_rates(records: list[tuple[str, dict]]) -> str:
+    """benchmarks/layer_rates.py: per hidden layer of converted nets, the ANN rates the SNN converges to, and the
+    first layer's bias-driven activity at blank receptive fields."""
+    out = ["| model (record) | layer | active neurons | mean rate (spikes / step) | active, slower than 1/20 "
+           "| active, slower than 1/10 |", "|---|---|---|---|---|---|"]
+    notes = []
+    for path, r in records:
+        n = r["numbers"]
+        for m in n["models"]:
+            label = f"`{m['model']['manifest_sha256'][:8]}` (`{Path(path).stem}`)"
+            for name, row in m["layers"].items():
+                out.append(f"| {label} | {name} | {pct(row['active_share'])} % | {row['mean_rate']:.4f} | "
+                           f"{pct(row['active_slower_than_1_20'])} % | {pct(row['active_slower_than_1_10'])} % |")
+            f = m["first_layer"]
+            steps = ", ".join(map(str, f["first_spike_step_of_bias_only_neurons"]))
+            bias = (f"{f['channels_positive_bias']} of {f['channels']} channels with a positive bias (V0 = 0: a neuron "
+                    f"driven by the bias alone first fires at step {steps})" if steps else
+                    f"no channel with a positive bias (of {f['channels']})")
+            notes.append(f"`{m['model']['manifest_sha256'][:8]}` ({m['model']['path']}; ANN {pct(m['ann_accuracy'])} % "
+                         f"on these {n['images']} test images): {f['layer']} has {bias}; "
+                         f"{pct(f['blank_receptive_field_share'])} % of its positions "
+                         f"see only blank input, and they carry {pct(f['activation_share_at_blank_fields'])} % of "
+                         f"its activation.")
+    return "\n".join(out) + "\n\n" + "\n\n".join(notes) + "\n\n" + provenance(records)
+
+
 def acc(x: float) -> str:
     """An accuracy over thousands of test images: two decimals, 0.99155 -> 99.16."""
     return f"{100 * x:.2f}"
@@ -739,7 +765,7 @@ TEMPLATES = {f.__name__: f for f in (node_latency, node_latency_stages, node_lat
                                      bench_conv, evaluation, node_soak, engines, peers, reproduce, incremental,
                                      bench_paths, fig4, table2, image_convert,
                                      fresh_clone, test_durations, fuzz, export, optimizer_models,
-                                     optimization_runs, fig6, faults, subset_rank, pareto_split)}
+                                     optimization_runs, fig6, faults, subset_rank, pareto_split, layer_rates)}
 
 
 # ---- rendering and checking ------------------------------------------------------------------------------------
