@@ -207,3 +207,52 @@ def test_mobilenet_on_an_imagenet_style_npz(tmp_path):
     m = r["models"]["mobilenet-fashion"]
     assert m["baseline"]["curve"] and m["full"]["metrics"]["events_per_sample"] > 0
     assert (out / "stages" / "mobilenet-npz" / "train" / "model.keras").is_file()
+
+
+def test_a_stage_with_another_config_keeps_the_finished_one_aside(tmp_path):
+    """Other settings in the same --out redo a stage but never delete the finished one (hours of optimization):
+    it is kept beside it and taken back, not recomputed, by a later run with its settings."""
+    from anytime_snn.optimize import world
+    from anytime_snn.reproduce import stages
+
+    d = tmp_path / "opt_sparse_full"
+    calls = []
+
+    def run(value):
+        def go(directory):
+            calls.append(value)
+            (directory / "bundle.txt").write_text(str(value))
+            return {"value": value}
+        return go
+
+    first = stages.collective_cached(d, {"subset": 250}, run(250), world(), resumes=True)
+    second = stages.collective_cached(d, {"subset": 1000}, run(1000), world(), resumes=True)
+    assert (first["value"], second["value"], calls) == (250, 1000, [250, 1000])
+    assert (d / "bundle.txt").read_text() == "1000"
+    kept = [p.name for p in tmp_path.iterdir() if p.name.startswith("opt_sparse_full@")]
+    assert len(kept) == 1 and (tmp_path / kept[0] / "bundle.txt").read_text() == "250"
+    again = stages.collective_cached(d, {"subset": 250}, run(-1), world(), resumes=True)
+    assert again == first and calls == [250, 1000] and (d / "bundle.txt").read_text() == "250"
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("opt_sparse_full@")]) == 1  # 1000's, aside
+    # unfinished work (a killed run's checkpoint) with another config is kept aside too, and resumed later
+    d2 = tmp_path / "opt_dense"
+
+    def resume(value):
+        def go(directory):
+            calls.append((value, (directory / "checkpoint").read_text() if (directory / "checkpoint").exists()
+                          else None))
+            return {"value": value}
+        return go
+
+    stages._start(d2, {"subset": 1000}, resumes=True)  # what a run does before it is killed
+    (d2 / "checkpoint").write_text("half of the 1000-image run")
+    assert stages.collective_cached(d2, {"subset": 250}, resume(250), world(), resumes=True)["value"] == 250
+    assert calls[-1] == (250, None)  # the other config's checkpoint is not resumed by this config...
+    assert stages.collective_cached(d2, {"subset": 1000}, resume(1000), world(), resumes=True)["value"] == 1000
+    assert calls[-1] == (1000, "half of the 1000-image run")  # ...but by its own, later
+    # work from before stages noted their config (no pending.json) is resumed in place, as it always was
+    d3 = tmp_path / "opt_old"
+    d3.mkdir()
+    (d3 / "checkpoint").write_text("an old run's")
+    assert stages.collective_cached(d3, {"subset": 250}, resume(3), world(), resumes=True)["value"] == 3
+    assert calls[-1] == (3, "an old run's")

@@ -4,8 +4,11 @@ Every stage writes into its own directory ``OUT/stages/<name>/`` and finishes by
 ``stage.json`` = {"config": ..., "result": ...}. A stage whose ``stage.json`` holds the same config is
 skipped (its result is read back), so an interrupted ``anytime-snn reproduce`` continues where it
 stopped and experiments sharing an output directory share their trained models. A stage whose
-config changed is redone from scratch. The optimizer additionally resumes an interrupted run from
-its own checkpoint (exactly, see :mod:`anytime_snn.optimize.subplex`).
+config changed is redone from scratch, and the work with the other config, finished or not, is kept
+beside it (``<name>@<config hash>``, never deleted: it may be hours of optimization) and taken back by a
+later run with that config. The
+optimizer additionally resumes an interrupted run from its own checkpoint (exactly, see
+:mod:`anytime_snn.optimize.subplex`).
 
 MPI: training, fine-tuning and conversion run on rank 0 (the others wait); optimization and
 evaluation are collective (every rank calls them with the same arguments; rank 0 writes).
@@ -26,6 +29,7 @@ from ..dynamics import with_dynamics
 from ..fsutil import atomic_write
 
 STAGE_FILE = "stage.json"
+PENDING_FILE = "pending.json"  # the config a stage's work was started with (its leftovers are kept by it)
 CODE_FILE = "code.jsonl"  # the code identity of every run that worked on the stage (a resumed one has several)
 
 
@@ -58,6 +62,51 @@ def _canonical(config: dict) -> dict:
     return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
+def _parked(directory: Path, config: dict) -> Path:
+    """Where a finished stage made with ``config`` waits while the stage runs with another one."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    return directory.with_name(f"{directory.name}@{digest}")
+
+
+def _work_config(directory: Path) -> tuple[dict | None, bool]:
+    """(config, finished) of the work in a stage directory: stage.json's, else the config it was started with
+    (None: unknown, a run from before stages noted it)."""
+    if (directory / STAGE_FILE).is_file():
+        return json.loads((directory / STAGE_FILE).read_text()).get("config"), True
+    if (directory / PENDING_FILE).is_file():
+        return json.loads((directory / PENDING_FILE).read_text()), False
+    return None, False
+
+
+def _finished(directory: Path, config: dict, log) -> dict | None:
+    """The result of the stage in ``directory`` for ``config`` if it was finished, else None (then the directory
+    holds nothing or this config's unfinished work, e.g. the optimizer's checkpoint). Work with another config,
+    finished or not, is moved aside, and this config's work kept aside by an earlier run is moved back."""
+    if directory.exists():
+        found, done = _work_config(directory)
+        if found == config or (found is None and not done):
+            return json.loads((directory / STAGE_FILE).read_text())["result"] if done else None
+        aside = _parked(directory, found)
+        if aside.exists():  # the same config's older copy: this one replaces it
+            shutil.rmtree(aside)
+        directory.rename(aside)
+        log(f"[keep] {directory}: its config changed; the {'finished' if done else 'unfinished'} stage is kept "
+            f"as {aside.name}")
+    back = _parked(directory, config)
+    if back.exists() and _work_config(back)[0] == config:
+        back.rename(directory)
+        done = _work_config(directory)[1]
+        log(f"[reuse] {directory}: {'finished' if done else 'started'} earlier with this config ({back.name})")
+        return json.loads((directory / STAGE_FILE).read_text())["result"] if done else None
+    return None
+
+
+def _start(directory: Path, config: dict, resumes: bool) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / PENDING_FILE, json.dumps(config).encode())
+    _note_code(directory, resumes)
+
+
 def cached(directory: Path, config: dict, run: Callable[[Path], dict], comm=None, log=print) -> dict:
     """Run ``run(directory) -> result`` unless ``directory/stage.json`` holds the same config.
 
@@ -67,19 +116,11 @@ def cached(directory: Path, config: dict, run: Callable[[Path], dict], comm=None
     rank = 0 if comm is None else comm.rank
     result = None
     if rank == 0:
-        stage = directory / STAGE_FILE
-        if stage.is_file():
-            saved = json.loads(stage.read_text())
-            if saved.get("config") == config:
-                result = saved["result"]
-            else:
-                log(f"[redo] {directory}: its config changed")
-                shutil.rmtree(directory)
+        result = _finished(directory, config, log)
         if result is None:
-            directory.mkdir(parents=True, exist_ok=True)
-            _note_code(directory, resumes=False)
+            _start(directory, config, resumes=False)
             result = {**run(directory), "code": _codes(directory)}
-            atomic_write(stage, json.dumps({"config": config, "result": result}, indent=1).encode())
+            atomic_write(directory / STAGE_FILE, json.dumps({"config": config, "result": result}, indent=1).encode())
     if comm is not None and comm.size > 1:
         result = comm.bcast(result, root=0)
     return result
@@ -90,24 +131,13 @@ def collective_cached(directory: Path, config: dict, run: Callable[[Path], dict]
     """Like :func:`cached` for collective stages: every rank runs ``run`` unless rank 0 finds the result.
     ``resumes``: ``run`` continues the work of a killed run in ``directory`` (whose code then counts too)."""
     directory, config = Path(directory), _canonical(config)
-    found = None
-    if comm.rank == 0:
-        stage = directory / STAGE_FILE
-        if stage.is_file():
-            saved = json.loads(stage.read_text())
-            found = saved["result"] if saved.get("config") == config else None
+    found = _finished(directory, config, log) if comm.rank == 0 else None
     if comm.size > 1:
         found = comm.bcast(found, root=0)
     if found is not None:
         return found
     if comm.rank == 0:
-        directory.mkdir(parents=True, exist_ok=True)
-        stage = directory / STAGE_FILE
-        if stage.is_file():  # a finished stage with another config: start over
-            log(f"[redo] {directory}: its config changed")
-            shutil.rmtree(directory)
-            directory.mkdir(parents=True)
-        _note_code(directory, resumes)
+        _start(directory, config, resumes)
     if comm.size > 1:
         comm.Barrier()
     result = run(directory)
@@ -121,8 +151,8 @@ def file_digest(path: Path) -> str:
     """sha256 of a file, or of a bundle directory's files (so cache keys follow the content)."""
     path = Path(path)
     h = hashlib.sha256()
-    files = (sorted(p for p in path.rglob("*") if p.is_file() and p.name not in (STAGE_FILE, CODE_FILE))
-             if path.is_dir() else [path])
+    notes = (STAGE_FILE, CODE_FILE, PENDING_FILE)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name not in notes) if path.is_dir() else [path]
     for p in files:
         h.update(p.name.encode())
         h.update(p.read_bytes())
