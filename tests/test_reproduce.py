@@ -170,6 +170,8 @@ def test_a_resumed_stage_keeps_the_code_of_every_run(tmp_path):
     redone = stages.cached(tmp_path / "train", {"stage": 2}, lambda d: {"v": 2})
     assert redone == {"v": 2, "code": [now]}
     assert stages.cached(tmp_path / "train", {"stage": 2}, lambda d: 1 / 0) == redone  # read back, not rerun
+    fresh = stages.collective_cached(tmp_path / "new", {"stage": 4}, lambda d: {"v": 4}, world(), resumes=True)
+    assert fresh["code"] == [now]  # nothing to resume: only this run's code
     # a checkpoint left by a run from before stages noted their code: that run's code is unknown
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "checkpoint.json").write_text("{}")

@@ -6,9 +6,8 @@ skipped (its result is read back), so an interrupted ``anytime-snn reproduce`` c
 stopped and experiments sharing an output directory share their trained models. A stage whose
 config changed is redone from scratch, and the work with the other config, finished or not, is kept
 beside it (``<name>@<config hash>``, never deleted: it may be hours of optimization) and taken back by a
-later run with that config. The
-optimizer additionally resumes an interrupted run from its own checkpoint (exactly, see
-:mod:`anytime_snn.optimize.subplex`).
+later run with that config. The optimizer additionally resumes an interrupted run from its own
+checkpoint (exactly, see :mod:`anytime_snn.optimize.subplex`).
 
 MPI: training, fine-tuning and conversion run on rank 0 (the others wait); optimization and
 evaluation are collective (every rank calls them with the same arguments; rank 0 writes).
@@ -41,7 +40,7 @@ def _note_code(directory: Path, resumes: bool) -> None:
 
     path = directory / CODE_FILE
     notes = []
-    if resumes and not path.exists() and any(directory.iterdir()):
+    if resumes and not path.exists() and any(p.name != PENDING_FILE for p in directory.iterdir()):
         notes.append({"commit": None, "diff_sha256": None})
     notes.append(code_identity())
     with open(path, "a" if resumes else "w") as f:
@@ -63,7 +62,7 @@ def _canonical(config: dict) -> dict:
 
 
 def _parked(directory: Path, config: dict) -> Path:
-    """Where a finished stage made with ``config`` waits while the stage runs with another one."""
+    """Where a stage's work with ``config`` waits while the stage runs with another config."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     return directory.with_name(f"{directory.name}@{digest}")
 
