@@ -67,14 +67,15 @@ def _parked(directory: Path, config: dict) -> Path:
     return directory.with_name(f"{directory.name}@{digest}")
 
 
-def _work_config(directory: Path) -> tuple[dict | None, bool]:
-    """(config, finished) of the work in a stage directory: stage.json's, else the config it was started with
-    (None: unknown, a run from before stages noted it)."""
+def _work_config(directory: Path) -> tuple[dict | None, dict | None]:
+    """(config, result) of the work in a stage directory: stage.json's, else the config it was started with and
+    no result (config None: unknown, a run from before stages noted it)."""
     if (directory / STAGE_FILE).is_file():
-        return json.loads((directory / STAGE_FILE).read_text()).get("config"), True
+        saved = json.loads((directory / STAGE_FILE).read_text())
+        return saved.get("config"), saved["result"]
     if (directory / PENDING_FILE).is_file():
-        return json.loads((directory / PENDING_FILE).read_text()), False
-    return None, False
+        return json.loads((directory / PENDING_FILE).read_text()), None
+    return None, None
 
 
 def _finished(directory: Path, config: dict, log) -> dict | None:
@@ -82,21 +83,22 @@ def _finished(directory: Path, config: dict, log) -> dict | None:
     holds nothing or this config's unfinished work, e.g. the optimizer's checkpoint). Work with another config,
     finished or not, is moved aside, and this config's work kept aside by an earlier run is moved back."""
     if directory.exists():
-        found, done = _work_config(directory)
-        if found == config or (found is None and not done):
-            return json.loads((directory / STAGE_FILE).read_text())["result"] if done else None
+        found, result = _work_config(directory)
+        if found == config or (found is None and result is None):
+            return result
         aside = _parked(directory, found)
         if aside.exists():  # the same config's older copy: this one replaces it
             shutil.rmtree(aside)
         directory.rename(aside)
-        log(f"[keep] {directory}: its config changed; the {'finished' if done else 'unfinished'} stage is kept "
-            f"as {aside.name}")
+        log(f"[keep] {directory}: its config changed; the {'unfinished' if result is None else 'finished'} stage "
+            f"is kept as {aside.name}")
     back = _parked(directory, config)
-    if back.exists() and _work_config(back)[0] == config:
+    found, result = _work_config(back) if back.exists() else (None, None)
+    if found == config:
         back.rename(directory)
-        done = _work_config(directory)[1]
-        log(f"[reuse] {directory}: {'finished' if done else 'started'} earlier with this config ({back.name})")
-        return json.loads((directory / STAGE_FILE).read_text())["result"] if done else None
+        log(f"[reuse] {directory}: {'started' if result is None else 'finished'} earlier with this config "
+            f"({back.name})")
+        return result
     return None
 
 
