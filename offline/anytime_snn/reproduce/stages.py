@@ -192,7 +192,7 @@ def sparsify_stage(directory: Path, model: str, *, epochs: int, train_limit: int
                        train_limit=train_limit, test_limit=test_limit, seed=seed, snn_samples=0, bn_samples=min(10000, train_limit or 10000),
                        command="anytime-snn reproduce (sparsify stage)", log=log)
         b, a = rec["before"], rec["after"]
-        return {"model": str(d / "sparse.keras"), "wall_time_s": round(time.perf_counter() - t0, 1),
+        return {"model": str(d / "sparse.keras"), "wall_time_s": round(time.perf_counter() - t0, 3),
                 "lambda_a": rec["sparsity"]["lambda_a"], "lambda_w": rec["sparsity"]["lambda_w"],
                 "before": {"test_accuracy": b["test_accuracy"], "activation_sparsity": b["activation_sparsity"]["total"],
                            "weight_sparsity": b["weight_sparsity"]["total"]},
@@ -221,7 +221,7 @@ def convert_stage(directory: Path, model: str, *, dataset: str, data_path: str |
                 "--calibration-samples", str(calibration_samples), "--timesteps", str(timesteps)]
         argv += ["--data-path", data_path] if data_path else []
         convert_command.run(parser.parse_args(argv))
-        return {"bundle": str(d / "bundle"), "wall_time_s": round(time.perf_counter() - t0, 1)}
+        return {"bundle": str(d / "bundle"), "wall_time_s": round(time.perf_counter() - t0, 3)}
 
     return cached(directory, config, run, comm, log)
 
@@ -347,8 +347,8 @@ def optimize_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
                 "best": {k: result.best[k] for k in keep}, "evaluations": result.evaluations,
                 # over every run it took: this one's wall time plus the checkpointed evaluation time of the
                 # runs it resumed (their lost, uncheckpointed calls were redone in this one)
-                "wall_time_s": round(time.perf_counter() - t0 + earlier, 1),
-                "wall_time_s_earlier_runs": round(earlier, 3),  # a quick run's are milliseconds
+                "wall_time_s": round(time.perf_counter() - t0 + earlier, 3),
+                "wall_time_s_earlier_runs": round(earlier, 3),
                 "start_state_v0": FullState.start(objective.hidden, v0_init).v0[0][:1].tolist()}
 
     out = collective_cached(directory, config, run, comm, log, resumes=True)
@@ -389,6 +389,6 @@ def evaluate_stage(directory: Path, bundle_dir: str, *, dataset: str, data_path:
         a_max = bundle_ann_accuracy(ref, network_input(ref, test.images), test.labels)
         t0 = time.perf_counter()
         ev = distributed_evaluate(bundle, x, test.labels, timesteps, a_max=a_max, comm=comm)
-        return {**ev.to_json(), "seconds": round(time.perf_counter() - t0, 2), "a_max_source": "ANN on these images"}
+        return {**ev.to_json(), "seconds": round(time.perf_counter() - t0, 3), "a_max_source": "ANN on these images"}
 
     return collective_cached(directory, config, run, comm, log)
