@@ -519,11 +519,21 @@ def optimization_runs(records: list[tuple[str, dict]]) -> str:
                         f"{acc(sp['after']['test_accuracy'])} %" if sp else "–")
             out.append(f"| {name} (`{Path(path).stem}`) | {order} | {opt['evaluations']:,} | "
                        f"{opt['start']['loss']:.3f} → {opt['best']['loss']:.3f} | {sparsify} | "
-                       f"{opt['wall_time_s'] / 60:.1f} min | {r['wall_seconds'] / 60:.1f} min | "
+                       f"{opt['wall_time_s'] / 60:.1f} min | {_command_time(r, variants)} | "
                        f"{acc(m['peak_accuracy'])} % ({m['peak_timestep']}), {imp['P_l']:.1f}× / {imp['P_p']:.1f}× |")
             if variants.get("stage_seconds"):
                 notes.append(_stage_times(f"{name} (`{Path(path).stem}`)", variants["stage_seconds"]))
     return "\n".join(out) + "\n\n" + ("\n\n".join(notes) + "\n\n" if notes else "") + provenance(records)
+
+
+def _command_time(record: dict, variants: dict) -> str:
+    """The whole command's wall time; a command that took its stages from the cache says what they took."""
+    total = record["wall_seconds"]
+    stages = sum(v for v in (variants.get("stage_seconds") or {}).values() if v)
+    text = f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
+    if stages <= total + 60:
+        return text
+    return text + f" ({stages / 60:.1f} min of stages, {'all' if total < 60 else 'some'} cached from earlier runs)"
 
 
 def _stage_times(label: str, stages: dict) -> str:
