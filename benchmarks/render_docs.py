@@ -526,11 +526,15 @@ def optimization_runs(records: list[tuple[str, dict]]) -> str:
     return "\n".join(out) + "\n\n" + ("\n\n".join(notes) + "\n\n" if notes else "") + provenance(records)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
 def _command_time(record: dict, variants: dict) -> str:
     """The whole command's wall time; a command that took its stages from the cache says what they took."""
     total = record["wall_seconds"]
     stages = sum(v for v in (variants.get("stage_seconds") or {}).values() if v)
-    text = f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
+    text = _duration(total)
     if stages <= total + 60:
         return text
     return text + f" ({stages / 60:.1f} min of stages, {'all' if total < 60 else 'some'} cached from earlier runs)"
@@ -539,7 +543,7 @@ def _command_time(record: dict, variants: dict) -> str:
 def _stage_times(label: str, stages: dict) -> str:
     """How long each stage of a reproduce run took when it ran (a cached stage keeps its run's time)."""
     return f"{label}, each stage when it ran: " + ", ".join(
-        (f"{k} {v:.0f} s" if v < 60 else f"{k} {v / 60:.1f} min") if v is not None else f"{k} (cached, not timed)"
+        f"{k} {_duration(v)}" if v is not None else f"{k} (cached, not timed)"
         for k, v in stages.items()) + "."
 
 
@@ -564,7 +568,19 @@ def fig6(records: list[tuple[str, dict]]) -> str:
                              f"{pct(sp['after']['activation_sparsity'])} %.")
         if n.get("stage_seconds"):
             notes.append(_stage_times(f"`{Path(path).stem}`", n["stage_seconds"]))
-    return "\n".join(out) + "\n\n" + "\n\n".join(notes) + "\n\n" + provenance(records)
+    return "\n".join(out) + "\n\n" + "\n\n".join(notes) + "\n\n" + _fig6_optimizations(records) + provenance(records)
+
+
+def _fig6_optimizations(records: list[tuple[str, dict]]) -> str:
+    """Each optimized Figure 6 variant's search: evaluations, training loss from start to best, wall time."""
+    out = ["| optimized variant (record) | evaluations | training loss start → best | optimization |",
+           "|---|---|---|---|"]
+    for path, r in records:
+        for label, v in r["numbers"]["variants"].items():
+            if opt := v.get("optimization"):
+                out.append(f"| {label} (`{Path(path).stem}`) | {opt['evaluations']:,} | {opt['start']['loss']:.4g} → "
+                           f"{opt['best']['loss']:.4g} | {_duration(opt['wall_time_s'])} |")
+    return "\n".join(out) + "\n\n" if len(out) > 2 else ""
 
 
 def faults(records: list[tuple[str, dict]]) -> str:
