@@ -179,6 +179,23 @@ def test_a_resumed_stage_keeps_the_code_of_every_run(tmp_path):
     assert old["code"] == [{"commit": None, "diff_sha256": None}, now]
 
 
+def test_stages_note_the_code_the_process_started_with(tmp_path, monkeypatch):
+    """A commit made while a long run goes on does not change the code that run executes: its later stages note
+    the code it began its record with (the record says the tree changed under it)."""
+    from anytime_snn import provenance
+    from anytime_snn.reproduce import stages
+
+    head = {"commit": "a" * 40}
+    monkeypatch.setattr(provenance, "_process_code", None)
+    monkeypatch.setattr(provenance, "_git", lambda *args: head["commit"] if args[0] == "rev-parse" else "")
+    record = provenance.Record()
+    first = stages.cached(tmp_path / "train", {"stage": 1}, lambda d: {"v": 1})
+    head["commit"] = "b" * 40  # a commit lands while the run goes on
+    later = stages.cached(tmp_path / "opt", {"stage": 2}, lambda d: {"v": 2})
+    assert first["code"] == later["code"] == [{"commit": "a" * 40, "diff_sha256": None}]
+    assert "parts_at_other_code" not in record.finish({}, parts={"train": first["code"], "opt": later["code"]})
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--model", "nope=x.keras"]) == 2
     assert main(["reproduce", "fig5", "--quick", "--out", str(tmp_path), "--budgets", "1,x"]) == 2

@@ -43,11 +43,20 @@ def _code_diff(commit: str) -> str:
     return _git("diff", commit or "HEAD", "--", *CODE_PATHS)
 
 
+_process_code: dict | None = None  # this process's code identity, taken when it first asked (or began a record)
+
+
 def code_identity() -> dict:
-    """The code a process runs now: the commit and a hash of the tracked code's uncommitted diff (None when
-    clean). Cached stages of a long run store it, so a record can say which of them ran at other code."""
-    commit = _git("rev-parse", "HEAD")
-    return _identity(commit, _code_diff(commit))
+    """The code this process runs: the commit and a hash of the tracked code's uncommitted diff (None when
+    clean), as they were when it first asked or began its record. Cached stages of a long run store it, so a
+    record can say which of them ran at other code. A stage finished hours into a run was made by the code the
+    run started with, not by what was committed meanwhile (a record says when the tree changed under the run:
+    ``code_changed_during_run``)."""
+    global _process_code
+    if _process_code is None:
+        commit = _git("rev-parse", "HEAD")
+        _process_code = _identity(commit, _code_diff(commit))
+    return _process_code
 
 
 def _identity(commit: str, diff: str) -> dict:
@@ -101,6 +110,9 @@ class Record:
         commit = _git("rev-parse", "HEAD")
         self._code = _code_diff(commit)
         self.code = _identity(commit, self._code)
+        global _process_code
+        if _process_code is None:
+            _process_code = self.code
         self.data = {
             "command": f"{shlex.join(launcher)} {command}" if launcher else command,
             "commit": commit,
