@@ -43,6 +43,12 @@ def _code_diff(commit: str) -> str:
     return _git("diff", commit or "HEAD", "--", *CODE_PATHS)
 
 
+def _working_code() -> tuple[str, str]:
+    """HEAD's commit and the tracked code's diff against it, now."""
+    commit = _git("rev-parse", "HEAD")
+    return commit, _code_diff(commit)
+
+
 _process_code: dict | None = None  # this process's code identity, taken when it first asked (or began a record)
 
 
@@ -54,8 +60,7 @@ def code_identity() -> dict:
     ``code_changed_during_run``)."""
     global _process_code
     if _process_code is None:
-        commit = _git("rev-parse", "HEAD")
-        _process_code = _identity(commit, _code_diff(commit))
+        _process_code = _identity(*_working_code())
     return _process_code
 
 
@@ -107,8 +112,7 @@ class Record:
             program = program.relative_to(ROOT).as_posix() if program.is_relative_to(ROOT) else sys.argv[0]
             command = shlex.join([program, *(sys.argv[1:] if argv is None else argv)])
         launcher = mpi_launcher()
-        commit = _git("rev-parse", "HEAD")
-        self._code = _code_diff(commit)
+        commit, self._code = _working_code()
         self.code = _identity(commit, self._code)
         global _process_code
         if _process_code is None:
