@@ -22,6 +22,25 @@ def out(tmp_path_factory):
     return tmp_path_factory.mktemp("reproduce")
 
 
+def _run_once(out, argv):
+    """Run an experiment into the shared directory unless an earlier test already has (a test selected
+    alone with -k still gets the stages it builds on)."""
+    name = argv[1]
+    if not (out / name / "results.json").is_file():
+        assert main(argv) == 0
+    return _results(out, name)
+
+
+@pytest.fixture(scope="module")
+def fig4(out):
+    return _run_once(out, ["reproduce", "fig4", "--quick", "--out", str(out)])
+
+
+@pytest.fixture(scope="module")
+def fig5(out):
+    return _run_once(out, ["reproduce", "fig5", "--quick", "--out", str(out), "--only", "dense-mnist,conv-fashion"])
+
+
 def _results(out, name):
     report = out / name / "report.md"
     assert report.is_file() and report.stat().st_size > 200
@@ -34,9 +53,8 @@ def _metrics_ok(m):
     assert set(m["time_to"]) == {"0.9", "0.95", "0.99"}
 
 
-def test_fig4_quick(out):
-    assert main(["reproduce", "fig4", "--quick", "--out", str(out)]) == 0
-    r = _results(out, "fig4")
+def test_fig4_quick(fig4):
+    r = fig4
     assert set(r["models"]) == {"dense-mnist", "conv-mnist"}
     for m in r["models"].values():
         _metrics_ok(m["v0_0"]), _metrics_ok(m["v0_0.5"])
@@ -44,9 +62,8 @@ def test_fig4_quick(out):
         assert m["v0_0"]["ann_accuracy"] == m["v0_0.5"]["ann_accuracy"]  # one reference per model
 
 
-def test_fig5_quick(out):
-    assert main(["reproduce", "fig5", "--quick", "--out", str(out), "--only", "dense-mnist,conv-fashion"]) == 0
-    r = _results(out, "fig5")
+def test_fig5_quick(out, fig4, fig5):
+    r = fig5
     assert set(r["models"]) == {"dense-mnist", "conv-fashion"}
     for name, m in r["models"].items():
         _metrics_ok(m["baseline"]["metrics"]), _metrics_ok(m["full"]["metrics"])
@@ -65,7 +82,7 @@ def test_fig5_quick(out):
     assert len(list((out / "stages" / "dense-mnist").glob("train/model.keras"))) == 1
 
 
-def test_neuron_order_and_lambdas_reach_their_stages(out, tmp_path):
+def test_neuron_order_and_lambdas_reach_their_stages(out, fig5, tmp_path):
     """--neuron-order output-first is part of the optimization stage's config and of the optimizer's
     checkpoint; the default leaves the config as before the option existed (cached stages stay valid).
     --sparsify-lambdas reach the fine-tuning."""
@@ -125,11 +142,12 @@ def test_mobilenet_quick(out):
     _metrics_ok(m["baseline"]["metrics"]), _metrics_ok(m["full"]["metrics"])
 
 
-def test_resume_skips_finished_stages(out, capsys):
+def test_resume_skips_finished_stages(out, fig4, capsys):
     """A second run with the same settings only rewrites the report (no stage runs again); --record keeps
     its results.json with the command and the machine."""
     import time
 
+    capsys.readouterr()  # what the fixture's first run printed
     t0 = time.perf_counter()
     rec = out / "records" / "fig4.json"
     assert main(["reproduce", "fig4", "--quick", "--out", str(out), "--record", str(rec)]) == 0
